@@ -1,0 +1,3 @@
+module github.com/imgbase/imgbase
+
+go 1.26.8
