@@ -1,0 +1,273 @@
+package sparse
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// garbageFile stands in for a thin LV whose pool chunks hold stale data:
+// every byte is non-zero, so an untouched byte is recognisable.
+func garbageFile(t testing.TB, size int64, seed uint64) (*os.File, []byte) {
+	t.Helper()
+	g := make([]byte, size)
+	r := rand.New(rand.NewPCG(seed, 7))
+	for i := range g {
+		g[i] = byte(r.IntN(255) + 1)
+	}
+	path := filepath.Join(t.TempDir(), "lv")
+	if err := os.WriteFile(path, g, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f, g
+}
+
+// checkChunkRule verifies dst against the rule: a chunk holding any data
+// in img equals img exactly, an all-zero chunk still holds the garbage.
+// It counts data chunks itself, byte by byte, as the reference.
+func checkChunkRule(t *testing.T, dst *os.File, img, garbage []byte, chunk int64, st Stats) {
+	t.Helper()
+	got, err := os.ReadFile(dst.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(garbage) {
+		t.Fatalf("destination changed size: %d, was %d", len(got), len(garbage))
+	}
+	var data, chunks int64
+	size := int64(len(img))
+	for off := int64(0); off < size; off += chunk {
+		end := min(off+chunk, size)
+		hasData := false
+		for _, c := range img[off:end] {
+			if c != 0 {
+				hasData = true
+				break
+			}
+		}
+		chunks++
+		want := garbage[off:end]
+		if hasData {
+			data++
+			want = img[off:end]
+		}
+		if !bytes.Equal(got[off:end], want) {
+			t.Fatalf("chunk at %d (data=%v) differs from what the rule demands", off, hasData)
+		}
+	}
+	if !bytes.Equal(got[size:], garbage[size:]) {
+		t.Fatalf("bytes past the image's end were written")
+	}
+	if st.Chunks != chunks || st.DataChunks != data || st.ZeroChunks != chunks-data {
+		t.Fatalf("stats %+v, want %d chunks, %d with data", st, chunks, data)
+	}
+	wantWritten := int64(0)
+	for off := int64(0); off < size; off += chunk {
+		if !isZeroRef(img[off:min(off+chunk, size)]) {
+			wantWritten += min(chunk, size-off)
+		}
+	}
+	if st.Written != wantWritten {
+		t.Fatalf("wrote %d bytes, want %d", st.Written, wantWritten)
+	}
+}
+
+func isZeroRef(p []byte) bool {
+	for _, c := range p {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// pattern builds an image of n chunks: each chunk is zero, full of data,
+// or zero but for one byte at its start, middle or end.
+func pattern(chunk int64, kinds string) []byte {
+	img := make([]byte, chunk*int64(len(kinds)))
+	for i, k := range kinds {
+		c := img[int64(i)*chunk : int64(i+1)*chunk]
+		switch k {
+		case 'D':
+			for j := range c {
+				c[j] = byte(j%251 + 1)
+			}
+		case 's':
+			c[0] = 0xAA
+		case 'm':
+			c[len(c)/2] = 0xBB
+		case 'e':
+			c[len(c)-1] = 0xCC
+		case '0':
+		}
+	}
+	return img
+}
+
+func TestChunkRule(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		chunk int64
+		kinds string
+		cut   int64 // bytes cut off the end: an image that ends mid-chunk
+	}{
+		{"64k mixed", 64 << 10, "0D0sme00DD0e", 0},
+		{"64k all zero", 64 << 10, "000000", 0},
+		{"64k all data", 64 << 10, "DDDD", 0},
+		{"64k ends mid-chunk", 64 << 10, "D0me", 1000},
+		{"64k ends mid-chunk in zeros", 64 << 10, "D0m0", 3},
+		{"512 bytes", 512, "0D0sme0", 0},
+		{"1 MiB", 1 << 20, "0e0sD0m", 0},
+		// Chunks larger than a buffer are examined in parts: data only
+		// in the last part must still get the whole chunk written.
+		{"12 MiB", 12 << 20, "e0sm", 0},
+		{"5 MiB", 5 << 20, "0me", 12345},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			img := pattern(c.chunk, c.kinds)
+			img = img[:int64(len(img))-c.cut]
+			dst, garbage := garbageFile(t, int64(len(img))+c.chunk, 1)
+			var last int64
+			st, err := Write(context.Background(), dst, bytes.NewReader(img), int64(len(img)), c.chunk, func(done int64) {
+				if done <= last || done > int64(len(img)) {
+					t.Errorf("progress went from %d to %d", last, done)
+				}
+				last = done
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(img) > 0 && last != int64(len(img)) {
+				t.Errorf("progress ended at %d of %d", last, len(img))
+			}
+			checkChunkRule(t, dst, img, garbage, c.chunk, st)
+			scan, err := Scan(context.Background(), bytes.NewReader(img), int64(len(img)), c.chunk, nil)
+			if err != nil || scan != st {
+				t.Fatalf("Scan = %+v, %v; Write said %+v", scan, err, st)
+			}
+		})
+	}
+}
+
+// TestChunkRuleRandom throws random sparse images at the writer: runs of
+// zeros and data of random lengths not aligned to anything.
+func TestChunkRuleRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(42, 42))
+	for i := range 40 {
+		chunk := []int64{512, 4096, 64 << 10, 128 << 10, 3 * 64 << 10}[i%5]
+		size := r.Int64N(6<<20) + 1
+		img := make([]byte, size)
+		for off := int64(0); off < size; {
+			n := min(size-off, r.Int64N(300<<10)+1)
+			if r.IntN(3) == 0 {
+				for j := off; j < off+n; j++ {
+					img[j] = byte(r.IntN(256))
+				}
+			}
+			off += n
+		}
+		dst, garbage := garbageFile(t, size+chunk, uint64(i))
+		st, err := Write(context.Background(), dst, bytes.NewReader(img), size, chunk, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkChunkRule(t, dst, img, garbage, chunk, st)
+	}
+}
+
+func TestWriteRefuses(t *testing.T) {
+	img := pattern(4096, "DD")
+	dst, _ := garbageFile(t, 3*4096, 1)
+	for _, chunk := range []int64{0, -512, 1000} {
+		if _, err := Write(context.Background(), dst, bytes.NewReader(img), int64(len(img)), chunk, nil); err == nil {
+			t.Errorf("chunk size %d accepted", chunk)
+		}
+	}
+	// A source shorter than the size it claims is a truncated image.
+	_, err := Write(context.Background(), dst, bytes.NewReader(img), int64(len(img))+4096, 4096, nil)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("short source: got %v, want io.ErrUnexpectedEOF", err)
+	}
+	// A cancelled context stops the copy.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	big := make([]byte, 64<<20)
+	big[0] = 1
+	if _, err := Scan(ctx, bytes.NewReader(big), int64(len(big)), 64<<10, nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: got %v", err)
+	}
+	// A destination that cannot be written is reported.
+	ro, err := os.Open(dst.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if _, err := Write(context.Background(), ro, bytes.NewReader(img), int64(len(img)), 4096, nil); err == nil {
+		t.Error("write to a read-only file succeeded")
+	}
+}
+
+func TestEmpty(t *testing.T) {
+	dst, _ := garbageFile(t, 4096, 1)
+	st, err := Write(context.Background(), dst, bytes.NewReader(nil), 0, 4096, nil)
+	if err != nil || st != (Stats{}) {
+		t.Fatalf("got %+v, %v", st, err)
+	}
+}
+
+func TestUnitSize(t *testing.T) {
+	for _, chunk := range []int64{512, 64 << 10, MaxBuffer, MaxBuffer + 512, 5 << 20, 12 << 20, 1 << 30, 3 * 64 << 10 * 1000} {
+		u := unitSize(chunk)
+		if u > MaxBuffer && chunk > MaxBuffer || u%512 != 0 || chunk%u != 0 {
+			t.Errorf("unitSize(%d) = %d", chunk, u)
+		}
+	}
+}
+
+// BenchmarkWrite copies a 256 MiB image, half data and half zero in
+// alternating 1 MiB runs, onto a file with 64 KiB chunks.
+func BenchmarkWrite(b *testing.B) {
+	const size, chunk = 256 << 20, 64 << 10
+	img := make([]byte, size)
+	for off := 0; off < size; off += 2 << 20 {
+		for j := off; j < off+1<<20; j++ {
+			img[j] = byte(j)
+		}
+	}
+	src := bytes.NewReader(img)
+	dst, err := os.Create(filepath.Join(b.TempDir(), "lv"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer dst.Close()
+	b.SetBytes(size)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Write(context.Background(), dst, src, size, chunk, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkScan measures the zero test alone on an all-zero image, the
+// worst case for it.
+func BenchmarkScan(b *testing.B) {
+	const size, chunk = 256 << 20, 64 << 10
+	src := bytes.NewReader(make([]byte, size))
+	b.SetBytes(size)
+	for b.Loop() {
+		if _, err := Scan(context.Background(), src, size, chunk, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
