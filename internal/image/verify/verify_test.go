@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -209,5 +210,31 @@ func TestCancelled(t *testing.T) {
 	cancel()
 	if _, err := Check(ctx, f.image, Options{KeysDir: f.keys, SHA256: digest(f.content)}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestMinisignTool checks that signatures made by the minisign program
+// itself, as a vendor would make them, are accepted and enforced.
+func TestMinisignTool(t *testing.T) {
+	if _, err := exec.LookPath("minisign"); err != nil {
+		t.Skip("minisign is not installed (apt-get install minisign)")
+	}
+	f := newFixture(t)
+	sec := filepath.Join(f.dir, "vendor.key")
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("minisign", args...).CombinedOutput(); err != nil {
+			t.Fatalf("minisign %v: %v\n%s", args, err, out)
+		}
+	}
+	run("-G", "-W", "-p", filepath.Join(f.keys, "vendor.pub"), "-s", sec)
+	run("-S", "-s", sec, "-m", f.image, "-t", "Base-2-0")
+	res, err := f.check(Options{})
+	if err != nil || res.TrustedComment != "Base-2-0" {
+		t.Fatalf("got %+v, %v", res, err)
+	}
+	os.WriteFile(f.image, append(f.content, 0), 0o644)
+	if _, err := f.check(Options{}); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("altered image: got %v, want ErrBadSignature", err)
 	}
 }
