@@ -101,6 +101,16 @@ func Paths(ctx context.Context, roots Roots, paths []string, log *slog.Logger) (
 	return m.rep, nil
 }
 
+// NotDirError is returned when a path given to merge is not a directory in
+// one of the layers (a symlinked /etc is refused, not followed or copied).
+type NotDirError struct {
+	Path, Layer, Kind string
+}
+
+func (e *NotDirError) Error() string {
+	return fmt.Sprintf("cannot merge %s: it is a %s in the %s, not a directory", e.Path, e.Kind, e.Layer)
+}
+
 func openRoot(p string) (int, error) {
 	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -157,6 +167,20 @@ func (m *merger) top(ctx context.Context, rel string) error {
 	o, r, n, err := m.stat3(dirs[0], dirs[1], dirs[2], name, rel)
 	if err != nil {
 		return err
+	}
+	// Replacing /etc as a whole by whatever the admin put there would
+	// follow the rules and wreck the new layer: refuse instead.
+	for _, t := range []struct {
+		n     *node
+		layer string
+	}{{o, "old base"}, {r, "running layer"}, {n, "new layer"}} {
+		if t.n != nil && t.n.kind != kindDir {
+			return &NotDirError{Path: "/" + rel, Layer: t.layer, Kind: t.n.kind.String()}
+		}
+	}
+	if r == nil {
+		m.log.Info("nothing to carry: missing from the running layer", "path", "/"+rel)
+		return nil
 	}
 	if err := m.merge(ctx, o, r, n, dirs[2], name, rel); err != nil {
 		return err
