@@ -1,0 +1,139 @@
+package main
+
+import (
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/imgbase/imgbase/internal/host"
+	"github.com/imgbase/imgbase/internal/layout"
+	"github.com/imgbase/imgbase/internal/size"
+)
+
+func (a *app) baseCommand() *cobra.Command {
+	var (
+		add, latest     bool
+		remove, ofLayer string
+		sizeArg         string
+	)
+	c := &cobra.Command{
+		Use:   "base (--add [NVR] --size SIZE [IMAGE] | --remove NVR | --latest | --of-layer LAYER)",
+		Short: "Add, remove or find bases",
+		Example: `  imgbase base --add Base-2-0 --size 1G
+  imgbase base --add --size 1G /tmp/rootfs.img
+  imgbase base --latest
+  imgbase base --remove Base-1-0`,
+		Args: cobra.MaximumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if countTrue(add, latest, remove != "", ofLayer != "") != 1 {
+				return usagef("say one of --add, --remove, --latest or --of-layer; see 'imgbase base --help'")
+			}
+			if !add && len(args) > 0 {
+				return usagef("unexpected argument %q; see 'imgbase base --help'", args[0])
+			}
+			var name, image string
+			var bytes uint64
+			if add {
+				name, image = splitBaseArgs(args)
+				if name == "" && image == "" {
+					return usagef("--add needs an NVR or an image: 'imgbase base --add NVR --size SIZE [IMAGE]'")
+				}
+				if sizeArg == "" && image == "" {
+					return usagef("--add of an empty base needs --size, e.g. --size 10G")
+				}
+				if sizeArg != "" {
+					var err error
+					if bytes, err = size.Parse(sizeArg); err != nil {
+						return usagef("%v", err)
+					}
+				}
+			}
+			s, err := a.open(cmd.Context(), add || remove != "")
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			ctx := cmd.Context()
+			switch {
+			case add && image == "":
+				if err := s.host.AddEmptyBase(ctx, name, bytes); err != nil {
+					return err
+				}
+				if !a.dry {
+					a.printf("Added empty base %s\n", name)
+				}
+				return nil
+			case add:
+				res, err := s.host.AddBaseFromImage(ctx, host.ImageRequest{Image: image, NVR: name, Size: bytes})
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return a.printJSON(res)
+				}
+				if !a.dry {
+					a.printf("Added base %s from %s\n", res.Base, image)
+				}
+				return nil
+			case remove != "":
+				if err := s.host.RemoveBase(ctx, remove); err != nil {
+					return err
+				}
+				if !a.dry {
+					a.printf("Removed base %s\n", remove)
+				}
+				return nil
+			}
+			t, err := s.host.Layout(ctx)
+			if err != nil {
+				return err
+			}
+			if !t.Initialized() {
+				return layout.ErrNotInitialized
+			}
+			if latest {
+				b := t.LatestBase()
+				if b == nil {
+					return errf("there is no base yet; add one with 'imgbase base --add NVR --size SIZE IMAGE'")
+				}
+				return a.printList([]string{b.Name()})
+			}
+			l := t.Layer(ofLayer)
+			if l == nil {
+				return errf("cannot find layer %q; see 'imgbase layout --layers'", ofLayer)
+			}
+			return a.printList([]string{l.Base.Name()})
+		},
+	}
+	f := c.Flags()
+	f.BoolVar(&add, "add", false, "add a base: empty (NVR and --size) or from IMAGE (NVR from its metadata when not given)")
+	f.StringVar(&remove, "remove", "", "remove base `NVR` with all its layers")
+	f.BoolVar(&latest, "latest", false, "print the newest base")
+	f.StringVar(&ofLayer, "of-layer", "", "print the base of `LAYER`")
+	f.StringVar(&sizeArg, "size", "", "size of the base's LV, e.g. 1G (default: the image's filesystem size)")
+	return c
+}
+
+// splitBaseArgs tells the NVR from the image in base --add's arguments: one
+// argument is an image when it names an existing file or has a slash.
+func splitBaseArgs(args []string) (name, image string) {
+	switch len(args) {
+	case 1:
+		if looksLikeFile(args[0]) {
+			return "", args[0]
+		}
+		return args[0], ""
+	case 2:
+		return args[0], args[1]
+	}
+	return "", ""
+}
+
+func looksLikeFile(s string) bool {
+	if strings.Contains(s, "/") {
+		return true
+	}
+	_, err := os.Stat(s)
+	return err == nil
+}

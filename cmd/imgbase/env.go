@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/imgbase/imgbase/internal/command"
+	"github.com/imgbase/imgbase/internal/host"
+)
+
+// environment is what a command reaches of the machine; tests replace it.
+type environment struct {
+	Runner     command.Runner
+	Root       string
+	RootDevice func() (int, int, error)
+	RootFSType func() string
+	MountDir   string
+}
+
+// session is one command's view of the host, with the lock it holds.
+type session struct {
+	host    *host.Host
+	release func()
+}
+
+func (s *session) close() {
+	if s.release != nil {
+		s.release()
+	}
+}
+
+// open prepares the host for one command. Commands that change the system
+// take the lock unless they only print what they would do.
+func (a *app) open(ctx context.Context, mutating bool) (*session, error) {
+	log := a.logger()
+	env := a.env
+	if env == nil {
+		if os.Geteuid() != 0 {
+			return nil, fmt.Errorf("imgbase must run as root: try 'sudo imgbase %s'", strings.Join(os.Args[1:], " "))
+		}
+		env = &environment{
+			Runner:     command.Exec{Log: log},
+			Root:       "/",
+			RootDevice: host.RootDevice("/"),
+			RootFSType: host.RootFSType,
+			MountDir:   "/run/imgbase/mnt",
+		}
+	}
+	if _, err := a.loadConfig(); err != nil {
+		return nil, err
+	}
+	runner := env.Runner
+	if a.dry {
+		runner = &command.Dry{Next: runner, Out: a.stdout}
+	}
+	h := &host.Host{
+		Run: runner, Log: log, Out: a.stdout, Root: env.Root,
+		RootDevice: env.RootDevice, RootFSType: env.RootFSType, MountDir: env.MountDir,
+	}
+	s := &session{host: h}
+	if mutating && !a.dry {
+		release, err := a.lock(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.release = release
+	}
+	return s, nil
+}
+
+func (a *app) lockWait() (time.Duration, error) {
+	d, err := time.ParseDuration(a.lockTimeout)
+	if err != nil || d < 0 {
+		return 0, usagef("cannot read --lock-timeout %q: use a duration such as 30s or 2m", a.lockTimeout)
+	}
+	return d, nil
+}
+
+// printJSON writes v as indented JSON.
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// printf writes a human line, suppressed in --json mode.
+func (a *app) printf(format string, args ...any) {
+	if a.json {
+		return
+	}
+	fmt.Fprintf(a.stdout, format, args...)
+}

@@ -1,0 +1,120 @@
+// Package filesystem prepares the filesystem inside a new layer: its type,
+// a fresh UUID (a thin snapshot starts with its origin's), mounting, and the
+// layer's /etc/fstab.
+package filesystem
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/imgbase/imgbase/internal/command"
+)
+
+// Tools runs the filesystem tools through a command.Runner.
+type Tools struct {
+	Run command.Runner
+}
+
+// Type returns the filesystem type on dev ("ext4", "xfs" …), or "" when dev
+// holds no filesystem.
+func (t Tools) Type(ctx context.Context, dev string) (string, error) {
+	out, err := t.Run.Run(ctx, command.Read("blkid", "-p", "-o", "value", "-s", "TYPE", dev))
+	if err != nil {
+		// blkid exits 2 when it finds nothing to report.
+		if command.ExitCode(err) == 2 {
+			return "", nil
+		}
+		return "", fmt.Errorf("cannot probe the filesystem on %s: %w", dev, err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// UUID returns the filesystem UUID on dev.
+func (t Tools) UUID(ctx context.Context, dev string) (string, error) {
+	out, err := t.Run.Run(ctx, command.Read("blkid", "-p", "-o", "value", "-s", "UUID", dev))
+	if err != nil {
+		return "", fmt.Errorf("cannot read the filesystem UUID of %s: %w", dev, err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// IsExt reports whether fstype is one e2fsprogs handles.
+func IsExt(fstype string) bool {
+	return fstype == "ext4" || fstype == "ext3" || fstype == "ext2"
+}
+
+// NewUUID gives the filesystem on dev a new random UUID. dev must not be
+// mounted; scratch is an empty directory used to replay an XFS log.
+func (t Tools) NewUUID(ctx context.Context, dev, fstype, scratch string) error {
+	switch {
+	case IsExt(fstype):
+		// A snapshot of a mounted filesystem carries an unreplayed journal:
+		// tune2fs refuses to touch it until e2fsck has run. Exit 1 means
+		// "errors corrected", which is expected here.
+		fsck := command.Change("e2fsck", "-fy", dev)
+		fsck.OKCodes = []int{1}
+		if _, err := t.Run.Run(ctx, fsck); err != nil {
+			return fmt.Errorf("cannot check the filesystem on %s: %w", dev, err)
+		}
+		if _, err := t.Run.Run(ctx, command.Change("tune2fs", "-U", "random", dev)); err != nil {
+			return fmt.Errorf("cannot give %s a new filesystem UUID: %w", dev, err)
+		}
+	case fstype == "xfs":
+		// xfs_admin refuses a dirty log; mounting (nouuid: the origin with the
+		// same UUID may be mounted) replays it.
+		if err := t.Mount(ctx, dev, scratch, "xfs", "nouuid"); err != nil {
+			return err
+		}
+		if err := t.Unmount(ctx, scratch); err != nil {
+			return err
+		}
+		if _, err := t.Run.Run(ctx, command.Change("xfs_admin", "-U", "generate", dev)); err != nil {
+			return fmt.Errorf("cannot give %s a new filesystem UUID: %w", dev, err)
+		}
+	default:
+		return fmt.Errorf("cannot give %s a new filesystem UUID: %q is not supported (use ext4 or xfs)", dev, fstype)
+	}
+	return nil
+}
+
+// Check verifies the filesystem on dev without changing it.
+func (t Tools) Check(ctx context.Context, dev, fstype string) error {
+	var c command.Cmd
+	switch {
+	case IsExt(fstype):
+		c = command.Read("e2fsck", "-fn", dev)
+	case fstype == "xfs":
+		c = command.Read("xfs_repair", "-n", dev)
+	default:
+		return fmt.Errorf("cannot check %s: filesystem %q is not supported (use ext4 or xfs)", dev, fstype)
+	}
+	if _, err := t.Run.Run(ctx, c); err != nil {
+		return fmt.Errorf("the filesystem on %s is damaged: %w", dev, err)
+	}
+	return nil
+}
+
+// Mount mounts dev on dir.
+func (t Tools) Mount(ctx context.Context, dev, dir, fstype string, opts ...string) error {
+	argv := []string{"mount"}
+	if fstype != "" {
+		argv = append(argv, "-t", fstype)
+	}
+	if len(opts) > 0 {
+		argv = append(argv, "-o", strings.Join(opts, ","))
+	}
+	argv = append(argv, dev, dir)
+	if _, err := t.Run.Run(ctx, command.Change(argv...)); err != nil {
+		return fmt.Errorf("cannot mount %s: %w", dev, err)
+	}
+	return nil
+}
+
+// Unmount unmounts dir.
+func (t Tools) Unmount(ctx context.Context, dir string) error {
+	if _, err := t.Run.Run(ctx, command.Change("umount", dir)); err != nil {
+		return fmt.Errorf("cannot unmount %s: %w", dir, err)
+	}
+	return nil
+}

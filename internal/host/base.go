@@ -1,0 +1,86 @@
+package host
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/imgbase/imgbase/internal/layout"
+	"github.com/imgbase/imgbase/internal/lvm"
+	"github.com/imgbase/imgbase/internal/nvr"
+)
+
+// checkNewBase validates a new base's name against lvm2's rules and the layout.
+func checkNewBase(t *layout.Tree, name string) error {
+	n, err := nvr.Parse(name)
+	if err != nil {
+		return refuse("cannot add base %q: %v; a base is named NAME-VERSION-RELEASE, e.g. Base-2-0", name, err)
+	}
+	if err := nvr.ValidBaseName(n.String()); err != nil {
+		return refuse("cannot add base %q: %v", name, err)
+	}
+	if t.LV(name) != nil {
+		return refuse("cannot add base %s: an LV of that name exists in %s; pick another NVR", name, t.VG)
+	}
+	return nil
+}
+
+// AddEmptyBase creates an empty base of size bytes: a thin LV to be filled
+// later, sealed (read-only, activation skip, inactive) like every base.
+func (h *Host) AddEmptyBase(ctx context.Context, name string, size uint64) error {
+	t, err := h.managed(ctx)
+	if err != nil {
+		return err
+	}
+	if err := checkNewBase(t, name); err != nil {
+		return err
+	}
+	if size == 0 {
+		return refuse("cannot add base %s: --size is required, e.g. --size 10G", name)
+	}
+	u := &undo{log: h.Log}
+	if err := h.lvm().CreateThin(ctx, t.VG, t.Pool.Name, name, size, []string{lvm.TagBase}); err != nil {
+		return err
+	}
+	u.push("create "+name, func(ctx context.Context) error { return h.lvm().Remove(ctx, t.VG, name) })
+	if err := h.lvm().Seal(ctx, t.VG, name); err != nil {
+		return u.rollback(ctx, err)
+	}
+	return nil
+}
+
+// RemoveBase removes a base with all its layers and their boot entries; the
+// base of the running layer is refused.
+func (h *Host) RemoveBase(ctx context.Context, name string) error {
+	t, err := h.managed(ctx)
+	if err != nil {
+		return err
+	}
+	b := t.Base(name)
+	if b == nil {
+		return refuse("cannot remove base %q: no such base; see 'imgbase layout --bases'", name)
+	}
+	if cur := h.CurrentLayer(t); cur != nil && cur.Base == b {
+		return refuse("cannot remove base %s: the running layer %s is on it; boot a layer of another base first", name, cur.Name())
+	}
+	for _, l := range b.Layers {
+		if l.LV.Active() && h.isMounted(l.LV) {
+			return refuse("cannot remove base %s: its layer %s is mounted; unmount it first", name, l.Name())
+		}
+	}
+	names := make([]string, 0, len(b.Layers)+1)
+	for _, l := range b.Layers {
+		names = append(names, l.Name())
+	}
+	names = append(names, name)
+	if err := h.lvm().Remove(ctx, t.VG, names...); err != nil {
+		return err
+	}
+	if h.Boot != nil {
+		for _, l := range b.Layers {
+			if err := h.Boot.RemoveLayer(ctx, l.Name()); err != nil {
+				return fmt.Errorf("base %s is removed but the boot entry of %s is not (run 'imgbase recover'): %w", name, l.Name(), err)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,307 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/imgbase/imgbase/internal/command"
+	"github.com/imgbase/imgbase/internal/command/commandtest"
+)
+
+const lvsLine = "lvs --reportformat json --units b --nosuffix -o vg_name,lv_name,lv_path,lv_attr,lv_size,lv_tags,origin,pool_lv,data_percent,metadata_percent,lv_metadata_size,chunk_size,lv_kernel_major,lv_kernel_minor,vg_tags,vg_size,vg_free"
+
+type fixture struct {
+	h   *Host
+	rec *commandtest.Recorder
+	out *bytes.Buffer
+	mnt string
+}
+
+// newFixture makes a Host whose lvs answers with testdata/<report>.json and
+// whose / is the device major:minor.
+func newFixture(t *testing.T, report string, major, minor int) *fixture {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", report+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &commandtest.Recorder{}
+	rec.On("lvs ", string(data), nil)
+	rec.On("blkid -p -o value -s TYPE /dev/HostVG/Base-10-0", "", &command.Error{ExitCode: 2})
+	rec.On("blkid -p -o value -s TYPE", "ext4\n", nil)
+	root := t.TempDir()
+	f := &fixture{rec: rec, out: &bytes.Buffer{}, mnt: filepath.Join(root, "run/imgbase/mnt")}
+	f.h = &Host{
+		Run: rec, Log: slog.New(slog.DiscardHandler), Out: f.out, Root: root,
+		RootDevice: func() (int, int, error) { return major, minor, nil },
+		RootFSType: func() string { return "ext4" },
+		MountDir:   f.mnt,
+	}
+	return f
+}
+
+// layerFstab puts an fstab where the fake mount of layer would show it.
+func (f *fixture) layerFstab(t *testing.T, layer, content string) string {
+	t.Helper()
+	p := filepath.Join(f.mnt, layer, "etc/fstab")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func wantLines(t *testing.T, got, want []string) {
+	t.Helper()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("commands:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestLayoutIsOneLVMProcess(t *testing.T) {
+	f := newFixture(t, "running", 254, 5)
+	tree, err := f.h.Layout(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLines(t, f.rec.Lines(), []string{lvsLine})
+	if got := tree.Text(f.h.CurrentLayer(tree).Name()); got != "Base-1-0\n +- Base-1-0+1 (current)\n +- Base-1-0+2\nBase-2-0\n +- Base-2-0+1\nBase-10-0\n" {
+		t.Errorf("tree:\n%s", got)
+	}
+}
+
+func TestInitFromRoot(t *testing.T) {
+	f := newFixture(t, "preinit", 254, 4)
+	fstab := f.layerFstab(t, "Base-1-0+1", "# comment\n/dev/mapper/HostVG-root / ext4 errors=remount-ro 0 1\nUUID=abc /boot ext4 defaults 0 2\n")
+	res, err := f.h.Init(context.Background(), "Base-1-0", "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Base != "Base-1-0" || res.Layer != "Base-1-0+1" || res.From != "root" || res.Pool != "pool00" {
+		t.Errorf("result %+v", res)
+	}
+	mnt := filepath.Join(f.mnt, "Base-1-0+1")
+	wantLines(t, f.rec.Lines(), []string{
+		lvsLine,
+		"vgchange --addtag imgbased:vg HostVG",
+		"lvchange --addtag imgbased:pool HostVG/pool00",
+		"lvchange --addtag imgbased:init HostVG/root",
+		"lvcreate --snapshot --name Base-1-0 --addtag imgbased:base --setactivationskip y --permission r --activate n HostVG/root",
+		"lvcreate --snapshot --name Base-1-0+1 --addtag imgbased:layer --setactivationskip n --activate y HostVG/Base-1-0",
+		"blkid -p -o value -s TYPE /dev/HostVG/Base-1-0+1",
+		"e2fsck -fy /dev/HostVG/Base-1-0+1",
+		"tune2fs -U random /dev/HostVG/Base-1-0+1",
+		"mount -t ext4 -o discard /dev/HostVG/Base-1-0+1 " + mnt,
+		"umount " + mnt,
+	})
+	data, _ := os.ReadFile(fstab)
+	if want := "# comment\n/dev/HostVG/Base-1-0+1 / ext4 errors=remount-ro,discard 0 1\nUUID=abc /boot ext4 defaults 0 2\n"; string(data) != want {
+		t.Errorf("fstab:\n%s\nwant:\n%s", data, want)
+	}
+}
+
+func TestInitNVRFromImageMetadata(t *testing.T) {
+	f := newFixture(t, "preinit", 254, 4)
+	f.layerFstab(t, "imgbase-node-4.5-1+1", "")
+	meta := filepath.Join(f.h.Root, NVRFile)
+	os.MkdirAll(filepath.Dir(meta), 0o755)
+	os.WriteFile(meta, []byte("imgbase-node-4.5-1\n"), 0o644)
+	res, err := f.h.Init(context.Background(), "", "HostVG/root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Base != "imgbase-node-4.5-1" || res.Layer != "imgbase-node-4.5-1+1" {
+		t.Errorf("result %+v", res)
+	}
+}
+
+func TestInitRefusalsRunNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name, report, nvr, from, want string
+	}{
+		{"initialised", "init", "Base-2-0", "/", "already managed"},
+		{"not thin", "preinit", "Base-1-0", "HostVG/swap", "not a thin LV"},
+		{"no such LV", "preinit", "Base-1-0", "HostVG/nope", "no such logical volume"},
+		{"bad nvr", "preinit", "Base", "/", "NAME-VERSION-RELEASE"},
+		{"bad lv chars", "preinit", "Base-1-0$", "/", "cannot add base"},
+		{"no metadata", "preinit", "", "/", "no NVR given"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, tc.report, 254, 4)
+			_, err := f.h.Init(context.Background(), tc.nvr, tc.from)
+			var r *ErrRefused
+			if !errors.As(err, &r) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want a refusal containing %q", err, tc.want)
+			}
+			if m := f.rec.Mutations(); len(m) != 0 {
+				t.Errorf("a refusal ran %v", m)
+			}
+		})
+	}
+}
+
+func TestAddLayerOnBaseBudget(t *testing.T) {
+	f := newFixture(t, "running", 254, 5)
+	f.layerFstab(t, "Base-1-0+3", "/dev/HostVG/Base-1-0+1 / ext4 defaults,discard 0 1\n")
+	res, err := f.h.AddLayer(context.Background(), "Base-1-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Name != "Base-1-0+3" || res.Origin != "Base-1-0" {
+		t.Errorf("result %+v", res)
+	}
+	if n := f.rec.Count("lvs", "lvcreate", "lvchange", "lvremove", "vgchange"); n > 4 {
+		t.Errorf("layer --add ran %d LVM processes, budget 4", n)
+	}
+	wantLines(t, f.rec.Mutations()[:1], []string{
+		"lvcreate --snapshot --name Base-1-0+3 --addtag imgbased:layer --setactivationskip n --activate y HostVG/Base-1-0",
+	})
+}
+
+func TestAddLayerDefaultTargetsNewestBase(t *testing.T) {
+	// Base-10-0 sorts after Base-2-0 (rpmvercmp: 10 > 2); it is empty.
+	f := newFixture(t, "running", 254, 5)
+	res, err := f.h.AddLayer(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Name != "Base-10-0+1" || res.Origin != "Base-10-0" || !res.NoFS {
+		t.Errorf("result %+v", res)
+	}
+	wantLines(t, f.rec.Mutations(), []string{
+		"lvcreate --snapshot --name Base-10-0+1 --addtag imgbased:layer --setactivationskip n --activate y HostVG/Base-10-0",
+	})
+}
+
+func TestAddLayerOnLayer(t *testing.T) {
+	f := newFixture(t, "running", 254, 5)
+	f.layerFstab(t, "Base-2-0+2", "")
+	res, err := f.h.AddLayer(context.Background(), "Base-2-0+1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Name != "Base-2-0+2" || res.Origin != "Base-2-0+1" {
+		t.Errorf("result %+v", res)
+	}
+}
+
+func TestAddLayerFailureUndoes(t *testing.T) {
+	f := newFixture(t, "running", 254, 5)
+	f.rec.Once("tune2fs", "", &command.Error{Argv: []string{"tune2fs"}, ExitCode: 1, Stderr: "boom"})
+	_, err := f.h.AddLayer(context.Background(), "Base-1-0")
+	if err == nil || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("err = %v", err)
+	}
+	m := f.rec.Mutations()
+	if last := m[len(m)-1]; last != "lvremove --yes HostVG/Base-1-0+3" {
+		t.Errorf("last command %q, want the new layer removed; all: %v", last, m)
+	}
+}
+
+func TestAddLayerRefusals(t *testing.T) {
+	f := newFixture(t, "running", 254, 5)
+	if _, err := f.h.AddLayer(context.Background(), "Nope-1-0"); err == nil || !strings.Contains(err.Error(), "no such base or layer") {
+		t.Errorf("err = %v", err)
+	}
+	f2 := newFixture(t, "preinit", 254, 4)
+	if _, err := f2.h.AddLayer(context.Background(), ""); err == nil || !strings.Contains(err.Error(), "layout --init") {
+		t.Errorf("err = %v", err)
+	}
+	if m := append(f.rec.Mutations(), f2.rec.Mutations()...); len(m) != 0 {
+		t.Errorf("refusals ran %v", m)
+	}
+}
+
+func TestRemoveLayer(t *testing.T) {
+	f := newFixture(t, "running", 254, 5)
+	ctx := context.Background()
+	if err := f.h.RemoveLayer(ctx, "Base-1-0+1"); err == nil || !strings.Contains(err.Error(), "running layer") {
+		t.Errorf("removing the running layer: %v", err)
+	}
+	if err := f.h.RemoveLayer(ctx, "Base-1-0"); err == nil || !strings.Contains(err.Error(), "no such layer") {
+		t.Errorf("removing a base as a layer: %v", err)
+	}
+	if m := f.rec.Mutations(); len(m) != 0 {
+		t.Fatalf("refusals ran %v", m)
+	}
+	if err := f.h.RemoveLayer(ctx, "Base-1-0+2"); err != nil {
+		t.Fatal(err)
+	}
+	wantLines(t, f.rec.Mutations(), []string{"lvremove --yes HostVG/Base-1-0+2"})
+}
+
+func TestRemoveBase(t *testing.T) {
+	f := newFixture(t, "running", 254, 5)
+	ctx := context.Background()
+	if err := f.h.RemoveBase(ctx, "Base-1-0"); err == nil || !strings.Contains(err.Error(), "running layer Base-1-0+1") {
+		t.Errorf("removing the running base: %v", err)
+	}
+	if err := f.h.RemoveBase(ctx, "Base-9-0"); err == nil {
+		t.Error("removing a missing base succeeded")
+	}
+	if m := f.rec.Mutations(); len(m) != 0 {
+		t.Fatalf("refusals ran %v", m)
+	}
+	if err := f.h.RemoveBase(ctx, "Base-2-0"); err != nil {
+		t.Fatal(err)
+	}
+	wantLines(t, f.rec.Mutations(), []string{"lvremove --yes HostVG/Base-2-0+1 HostVG/Base-2-0"})
+}
+
+func TestAddEmptyBase(t *testing.T) {
+	f := newFixture(t, "init", 254, 5)
+	if err := f.h.AddEmptyBase(context.Background(), "Base-2-0", 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	wantLines(t, f.rec.Mutations(), []string{
+		"lvcreate --thin --virtualsize 1073741824b --name Base-2-0 --addtag imgbased:base HostVG/pool00",
+		"lvchange --permission r --setactivationskip y --activate n HostVG/Base-2-0",
+	})
+	f2 := newFixture(t, "init", 254, 5)
+	for _, name := range []string{"Base-1-0", "root", "Base-2-0+1"} {
+		if err := f2.h.AddEmptyBase(context.Background(), name, 1<<30); err == nil {
+			t.Errorf("base %q was accepted", name)
+		}
+	}
+	if m := f2.rec.Mutations(); len(m) != 0 {
+		t.Errorf("refusals ran %v", m)
+	}
+}
+
+func TestDryRunChangesNothing(t *testing.T) {
+	f := newFixture(t, "running", 254, 5)
+	f.h.Run = &command.Dry{Next: f.rec, Out: f.out}
+	res, err := f.h.AddLayer(context.Background(), "Base-1-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Name != "Base-1-0+3" {
+		t.Errorf("result %+v", res)
+	}
+	if m := f.rec.Mutations(); len(m) != 0 {
+		t.Errorf("dry run ran %v", m)
+	}
+	mnt := filepath.Join(f.mnt, "Base-1-0+3")
+	want := strings.Join([]string{
+		"lvcreate --snapshot --name Base-1-0+3 --addtag imgbased:layer --setactivationskip n --activate y HostVG/Base-1-0",
+		"e2fsck -fy /dev/HostVG/Base-1-0+3",
+		"tune2fs -U random /dev/HostVG/Base-1-0+3",
+		"mount -t ext4 -o discard /dev/HostVG/Base-1-0+3 " + mnt,
+		"# write " + mnt + "/etc/fstab",
+		"umount " + mnt,
+	}, "\n") + "\n"
+	if f.out.String() != want {
+		t.Errorf("dry output:\n%s\nwant:\n%s", f.out.String(), want)
+	}
+	if _, err := os.Stat(f.mnt); !os.IsNotExist(err) {
+		t.Errorf("dry run created %s", f.mnt)
+	}
+}

@@ -1,0 +1,166 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/imgbase/imgbase/internal/command"
+	"github.com/imgbase/imgbase/internal/image"
+	"github.com/imgbase/imgbase/internal/image/sparse"
+	"github.com/imgbase/imgbase/internal/layout"
+	"github.com/imgbase/imgbase/internal/lvm"
+)
+
+// defaultChunk is used when lvs does not report the pool's chunk size.
+const defaultChunk = 64 << 10
+
+// ImageRequest asks for a base made from an image file.
+type ImageRequest struct {
+	Image string
+	// NVR names the base; "" reads it from the image's build metadata.
+	NVR string
+	// Size of the LV; 0 makes it the size of the image's filesystem.
+	Size uint64
+	// Progress, when set, is told how many bytes of the image are done.
+	Progress func(done, total int64)
+}
+
+// BaseResult says what AddBaseFromImage made.
+type BaseResult struct {
+	Base    string `json:"base"`
+	Size    uint64 `json:"size"`
+	FSType  string `json:"fstype"`
+	Written int64  `json:"written"`
+	// PoolBytes is the pool space the base took: its data chunks.
+	PoolBytes int64 `json:"pool_bytes"`
+}
+
+// AddBaseFromImage installs an image as a new sealed base. Nothing is
+// created when the image is refused (unknown format, truncated, corrupt,
+// larger than the LV, not enough room in the pool).
+func (h *Host) AddBaseFromImage(ctx context.Context, req ImageRequest) (*BaseResult, error) {
+	t, err := h.managed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	im, err := h.openImage(ctx, req.Image)
+	if err != nil {
+		return nil, err
+	}
+	defer im.Close()
+	return h.addBase(ctx, &undo{log: h.Log}, t, im, req)
+}
+
+// openImage opens and checks an image file; inspecting it changes nothing,
+// so a dry run does it for real.
+func (h *Host) openImage(ctx context.Context, path string) (*image.Image, error) {
+	run := h.Run
+	if d, ok := run.(*command.Dry); ok {
+		run = d.Next
+	}
+	env := image.Env{Run: run, Mount: image.LoopMounter{Run: run}, Log: h.Log}
+	im, err := image.Open(ctx, path, env)
+	if err != nil {
+		return nil, refuse("%v", err)
+	}
+	if err := im.Check(ctx); err != nil {
+		im.Close()
+		return nil, refuse("%v", err)
+	}
+	return im, nil
+}
+
+// addBase creates, fills and seals the base of an opened image, pushing
+// undo steps onto u.
+func (h *Host) addBase(ctx context.Context, u *undo, t *layout.Tree, im *image.Image, req ImageRequest) (*BaseResult, error) {
+	name := req.NVR
+	if name == "" {
+		var err error
+		if name, err = im.NVR(ctx); err != nil {
+			return nil, refuse("%v; give the NVR: 'imgbase base --add NVR --size SIZE %s'", err, req.Image)
+		}
+	}
+	if err := checkNewBase(t, name); err != nil {
+		return nil, err
+	}
+	size := req.Size
+	if size == 0 {
+		size = uint64(im.Size)
+	}
+	if uint64(im.Size) > size {
+		return nil, refuse("cannot add base %s: the image's filesystem is %d bytes, more than --size %d; give --size %dM or more",
+			name, im.Size, size, (im.Size+(1<<20)-1)>>20)
+	}
+	chunk := int64(t.Pool.ChunkSize)
+	if chunk <= 0 {
+		chunk = defaultChunk
+	}
+	if err := h.preflightPool(t.Pool, im); err != nil {
+		return nil, err
+	}
+	res := &BaseResult{Base: name, Size: size, FSType: string(im.FSType)}
+	h.Log.Info("adding base", "base", name, "image", im.Path, "size", size)
+	if err := h.lvm().CreateThin(ctx, t.VG, t.Pool.Name, name, size, []string{lvm.TagBase}); err != nil {
+		return nil, err
+	}
+	u.push("create "+name, func(ctx context.Context) error { return h.lvm().Remove(ctx, t.VG, name) })
+	dev := "/dev/" + t.VG + "/" + name
+	if h.dry() {
+		fmt.Fprintf(h.Out, "# write %s (%d bytes, sparse, %d-byte chunks) to %s\n", im.Path, im.Size, chunk, dev)
+	} else {
+		st, err := h.writeImage(ctx, dev, im, chunk, req.Progress)
+		if err != nil {
+			return nil, err
+		}
+		res.Written, res.PoolBytes = st.Written, st.DataBytes(chunk)
+	}
+	if err := h.lvm().Seal(ctx, t.VG, name); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func (h *Host) writeImage(ctx context.Context, dev string, im *image.Image, chunk int64, progress func(done, total int64)) (sparse.Stats, error) {
+	// O_EXCL on a block device fails while anything else has it open.
+	f, err := os.OpenFile(dev, os.O_WRONLY|unix.O_EXCL, 0)
+	if err != nil {
+		return sparse.Stats{}, fmt.Errorf("cannot open %s: %w", dev, err)
+	}
+	defer f.Close()
+	var p sparse.Progress
+	if progress != nil {
+		p = func(done int64) { progress(done, im.Size) }
+	}
+	st, err := sparse.Write(ctx, f, im.ReaderAt(), im.Size, chunk, p)
+	if err != nil {
+		return st, fmt.Errorf("cannot write the image to %s: %w", dev, err)
+	}
+	if err := f.Close(); err != nil {
+		return st, fmt.Errorf("cannot write the image to %s: %w", dev, err)
+	}
+	return st, nil
+}
+
+// ErrNoSpace is a refusal for lack of room; it carries the figures.
+var ErrNoSpace = errors.New("not enough space")
+
+// preflightPool refuses an image whose data cannot fit in the pool's free
+// space. The data is estimated from the blocks the image file occupies
+// (a sparse file's holes hold nothing), at worst the filesystem size.
+func (h *Host) preflightPool(pool *lvm.LV, im *image.Image) error {
+	need := uint64(im.Size)
+	var st unix.Stat_t
+	if err := unix.Stat(im.FSPath(), &st); err == nil && st.Blocks > 0 && uint64(st.Blocks)*512 < need {
+		need = uint64(st.Blocks) * 512
+	}
+	free := pool.DataFree()
+	if need > free {
+		return refuse("cannot add a base from %s: %v in pool %s: needs %dM, %dM free; remove an old base ('imgbase base --remove NVR') or extend the pool ('lvextend -L +SIZE %s')",
+			im.Path, ErrNoSpace, pool.Name, need>>20, free>>20, pool.FullName())
+	}
+	return nil
+}

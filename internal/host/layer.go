@@ -1,0 +1,218 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/imgbase/imgbase/internal/filesystem"
+	"github.com/imgbase/imgbase/internal/layout"
+	"github.com/imgbase/imgbase/internal/lvm"
+	"github.com/imgbase/imgbase/internal/nvr"
+)
+
+// ErrRefused marks a request imgbase will not carry out as asked; nothing
+// was changed.
+type ErrRefused struct{ Reason string }
+
+func (e *ErrRefused) Error() string { return e.Reason }
+
+func refuse(format string, args ...any) error {
+	return &ErrRefused{Reason: fmt.Sprintf(format, args...)}
+}
+
+// LayerResult says what AddLayer made.
+type LayerResult struct {
+	Name   string
+	Origin string
+	// NoFS is set when the base holds no filesystem yet: the layer exists
+	// but has no fstab and no boot entry.
+	NoFS bool
+}
+
+// AddLayer adds a layer. target is a base (the layer is a snapshot of it), a
+// layer (a snapshot of that layer) or "" (the newest layer of the newest
+// base, or that base itself when it has no layer yet).
+func (h *Host) AddLayer(ctx context.Context, target string) (*LayerResult, error) {
+	t, err := h.managed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	base, origin, err := layerOrigin(t, target)
+	if err != nil {
+		return nil, err
+	}
+	name := base.NextLayerName()
+	if err := nvr.ValidLVName(name); err != nil {
+		return nil, refuse("cannot add a layer to %s: %v", base.Name(), err)
+	}
+	if t.LV(name) != nil {
+		return nil, refuse("cannot add layer %s: an LV of that name exists in %s; remove or rename it first", name, t.VG)
+	}
+	u := &undo{log: h.Log}
+	res, err := h.createLayer(ctx, u, t, base, origin, name)
+	if err != nil {
+		return nil, u.rollback(ctx, err)
+	}
+	return res, nil
+}
+
+// layerOrigin resolves the argument of layer --add.
+func layerOrigin(t *layout.Tree, target string) (*layout.Base, string, error) {
+	if target == "" {
+		if l := t.LatestLayer(); l != nil && l.Base == t.LatestBase() {
+			return l.Base, l.Name(), nil
+		}
+		b := t.LatestBase()
+		if b == nil {
+			return nil, "", refuse("cannot add a layer: %s has no base; add one with 'imgbase base --add NVR --size SIZE IMAGE'", t.VG)
+		}
+		return b, b.Name(), nil
+	}
+	if b := t.Base(target); b != nil {
+		return b, b.Name(), nil
+	}
+	if l := t.Layer(target); l != nil {
+		return l.Base, l.Name(), nil
+	}
+	return nil, "", refuse("cannot add a layer on %q: no such base or layer; see 'imgbase layout'", target)
+}
+
+// createLayer snapshots origin as layer name of base and prepares its
+// filesystem, pushing undo steps onto u.
+func (h *Host) createLayer(ctx context.Context, u *undo, t *layout.Tree, base *layout.Base, origin, name string) (*LayerResult, error) {
+	h.Log.Info("adding layer", "layer", name, "origin", origin)
+	err := h.lvm().Snapshot(ctx, t.VG, origin, name, lvm.SnapshotOpts{
+		Tags:     []string{lvm.TagLayer},
+		Activate: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	u.push("create "+name, func(ctx context.Context) error { return h.lvm().Remove(ctx, t.VG, name) })
+	res := &LayerResult{Name: name, Origin: origin}
+	dev := "/dev/" + t.VG + "/" + name
+	fstype, err := h.layerFSType(ctx, t, origin, dev)
+	if err != nil {
+		return nil, err
+	}
+	if fstype == "" {
+		h.Log.Warn("the base holds no filesystem: the layer has no fstab and no boot entry", "layer", name, "base", base.Name())
+		res.NoFS = true
+		return res, nil
+	}
+	if err := h.prepareLayer(ctx, u, t, base, name, dev, fstype); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// layerFSType probes the new layer's filesystem. A dry run has no layer to
+// probe, so it probes the origin when that is active and else assumes the
+// running root's type.
+func (h *Host) layerFSType(ctx context.Context, t *layout.Tree, origin, dev string) (string, error) {
+	if !h.dry() {
+		return h.fs().Type(ctx, dev)
+	}
+	if lv := t.LV(origin); lv != nil && lv.Active() {
+		return h.fs().Type(ctx, lv.DevPath())
+	}
+	if h.RootFSType != nil {
+		return h.RootFSType(), nil
+	}
+	return "ext4", nil
+}
+
+// prepareLayer gives a new layer its own filesystem UUID, makes its fstab
+// name it as / with discard, and writes its boot entry.
+func (h *Host) prepareLayer(ctx context.Context, u *undo, t *layout.Tree, base *layout.Base, name, dev, fstype string) error {
+	mnt := h.mountPoint(name)
+	if err := h.mkdir(mnt); err != nil {
+		return err
+	}
+	if err := h.fs().NewUUID(ctx, dev, fstype, mnt); err != nil {
+		return err
+	}
+	opts := []string{"discard"}
+	if fstype == "xfs" {
+		opts = append(opts, "nouuid")
+	}
+	if err := h.fs().Mount(ctx, dev, mnt, fstype, opts...); err != nil {
+		return err
+	}
+	err := h.editLayer(ctx, t, base, name, dev, fstype, mnt)
+	if uerr := h.fs().Unmount(ctx, mnt); uerr != nil && err == nil {
+		err = uerr
+	}
+	if err != nil {
+		return err
+	}
+	if !h.dry() {
+		os.Remove(mnt)
+	}
+	if h.Boot != nil {
+		u.push("boot entry of "+name, func(ctx context.Context) error { return h.Boot.RemoveLayer(ctx, name) })
+	}
+	return nil
+}
+
+// editLayer changes files inside the mounted layer.
+func (h *Host) editLayer(ctx context.Context, t *layout.Tree, base *layout.Base, name, dev, fstype, mnt string) error {
+	fstabPath := filepath.Join(mnt, "etc/fstab")
+	var old []byte
+	if !h.dry() {
+		var err error
+		old, err = os.ReadFile(fstabPath)
+		if err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("cannot read the fstab of %s: %w", name, err)
+		}
+	}
+	if err := h.writeFile(fstabPath, filesystem.SetRoot(old, dev, fstype), 0o644); err != nil {
+		return err
+	}
+	if h.Boot == nil {
+		return nil
+	}
+	return h.Boot.AddLayer(ctx, BootLayer{
+		Name: name, Base: base.Name(), VG: t.VG, Dev: dev, Mnt: mnt,
+		Latest: base == t.LatestBase(),
+	})
+}
+
+// RemoveLayer removes a layer and its boot entry; the running layer is refused.
+func (h *Host) RemoveLayer(ctx context.Context, name string) error {
+	t, err := h.managed(ctx)
+	if err != nil {
+		return err
+	}
+	l := t.Layer(name)
+	if l == nil {
+		return refuse("cannot remove layer %q: no such layer; see 'imgbase layout --layers'", name)
+	}
+	if cur := h.CurrentLayer(t); cur != nil && cur.Name() == name {
+		return refuse("cannot remove layer %s: it is the running layer; boot another layer first", name)
+	}
+	if l.LV.Active() && l.LV.Major >= 0 && h.isMounted(l.LV) {
+		return refuse("cannot remove layer %s: it is mounted; unmount it first", name)
+	}
+	if err := h.lvm().Remove(ctx, t.VG, name); err != nil {
+		return err
+	}
+	if h.Boot != nil {
+		if err := h.Boot.RemoveLayer(ctx, name); err != nil {
+			return fmt.Errorf("layer %s is removed but its boot entry is not (run 'imgbase recover'): %w", name, err)
+		}
+	}
+	return nil
+}
+
+// isMounted reports whether the LV's device is mounted anywhere, read from
+// the kernel's mount table of the running system.
+func (h *Host) isMounted(lv *lvm.LV) bool {
+	data, err := os.ReadFile(filepath.Join(h.Root, "proc/self/mountinfo"))
+	if err != nil {
+		return false
+	}
+	return mountedDevice(data, lv.Major, lv.Minor)
+}
