@@ -1,0 +1,25 @@
+#!/bin/bash
+# rootfs.sh OUT: debootstrap the Debian root shared by the host image and
+# the test OS images into OUT/root, and fetch OUT/debs (packages that only
+# later test versions install).
+source "$(dirname "$0")/lib.sh"
+out=$1
+root=$out/root
+mkdir -p "$out/debs"
+pkgs=$(grep -v '^#' "$HERE/packages.txt" | xargs | tr ' ' ,)
+step "rootfs: debootstrap $DEBIAN_SUITE (minbase + kernel, lvm2, grub-pc, systemd)"
+debootstrap --variant=minbase --include="$pkgs" "$DEBIAN_SUITE" "$root" "$DEBIAN_MIRROR" \
+	>"$out/debootstrap.log" 2>&1 || { tail -20 "$out/debootstrap.log" >&2; die "debootstrap failed"; }
+step "rootfs: configuring"
+# lsinitramfs must show thin_check, or layers on a thin pool cannot boot.
+lsinitramfs "$root"/boot/initrd.img-* | grep -q 'sbin/thin_check' || die "initramfs lacks thin_check"
+chroot "$root" passwd -d root >/dev/null
+: >"$root/etc/machine-id"
+rm -f "$root/var/lib/dbus/machine-id"
+echo 'LANG=C.UTF-8' >"$root/etc/default/locale"
+# Keep the images small: no documentation, no package caches.
+rm -rf "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* \
+	"$root"/usr/share/locale/* "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+step "rootfs: downloading packages for later test versions"
+(cd "$out/debs" && apt-get download hello >/dev/null 2>&1) || die "cannot download hello"
+step "rootfs: $(du -sh "$root" | cut -f1) in $root"

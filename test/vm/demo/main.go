@@ -1,0 +1,114 @@
+//go:build vm
+
+// Command demo boots a fresh copy of the test host image and walks through
+// the seeds' commands on real LVM, showing `imgbase layout` before and
+// after. Run it with `make demo`.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/imgbase/imgbase/test/vm"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	disk := os.Getenv(vm.EnvDisk)
+	if disk == "" {
+		return fmt.Errorf("%s is not set: run `make demo`", vm.EnvDisk)
+	}
+	dir, err := os.MkdirTemp("", "imgbase-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	start := time.Now()
+	say("booting a fresh copy of %s (%s; a boot takes about a minute under TCG)", disk, vm.Accel())
+	m, err := vm.Start(vm.Options{Disk: disk, Payload: os.Getenv(vm.EnvPayload), Accel: vm.Accel(), Dir: dir})
+	if err != nil {
+		return err
+	}
+	defer m.Kill()
+	ctx, cancel := context.WithTimeout(context.Background(), vm.BootTimeout)
+	defer cancel()
+	if err := m.Ready(ctx, ""); err != nil {
+		return fmt.Errorf("%w (serial log: %s)", err, m.SerialLog())
+	}
+	say("booted in %s", time.Since(start).Round(time.Second))
+	if err := m.CopyIn(os.Getenv(vm.EnvBin), vm.ImgbasePath, 0o755); err != nil {
+		return err
+	}
+	d := demo{m: m}
+	d.sh("findmnt -no SOURCE / ; cat /usr/share/imgbase/build/meta/nvr")
+	d.sh("lvs -o lv_name,lv_tags,origin,lv_attr,lv_size HostVG")
+	d.sh("imgbase layout")
+	d.sh("imgbase layout --init")
+	d.sh("imgbase layout")
+	d.sh("imgbase --debug --dry base --add --size 1G /mnt/payload/v2.img")
+	d.sh("imgbase base --add --size 1G /mnt/payload/v2.img")
+	d.sh("imgbase base --latest")
+	d.sh("imgbase layer --add")
+	d.sh("imgbase --debug layer --add")
+	d.sh("imgbase layout")
+	d.sh("lvs -o lv_name,lv_tags,origin,lv_attr,lv_size HostVG")
+	d.sh("grub-editenv /boot/grub/grubenv list; ls /boot/loader/entries 2>/dev/null || true")
+	say("rebooting into the default entry")
+	old, _ := m.Ping(30 * time.Second)
+	if _, err := m.Run(time.Minute, "systemctl", "reboot"); err != nil {
+		// The agent may go down before it answers.
+		say("(%v)", err)
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), vm.BootTimeout)
+	defer cancel2()
+	if err := m.Ready(ctx2, old); err != nil {
+		return fmt.Errorf("%w (serial log: %s)", err, m.SerialLog())
+	}
+	d.sh("findmnt -no SOURCE / ; cat /proc/cmdline; cat /usr/share/imgbase-test/version")
+	d.sh("imgbase layout")
+	say("done in %s; %d command(s) failed", time.Since(start).Round(time.Second), d.failed)
+	return nil
+}
+
+type demo struct {
+	m      *vm.Machine
+	failed int
+}
+
+func (d *demo) sh(line string) {
+	fmt.Printf("\n# %s\n", line)
+	r, err := d.m.Shell(10*time.Minute, line)
+	os.Stdout.WriteString(r.Stdout)
+	os.Stdout.WriteString(indent(r.Stderr))
+	if err != nil || r.ExitCode != 0 {
+		d.failed++
+		fmt.Printf("=> exit %d %v\n", r.ExitCode, orEmpty(err))
+	}
+}
+
+func indent(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ") + "\n"
+}
+
+func orEmpty(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func say(format string, args ...any) {
+	fmt.Printf("==> "+format+"\n", args...)
+}

@@ -1,0 +1,237 @@
+//go:build vm
+
+package vm
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The harness is configured by the environment that `make check` sets from
+// test/image/build.sh's output.
+const (
+	EnvDisk    = "IMGBASE_VM_DISK"    // host disk image (raw)
+	EnvPayload = "IMGBASE_VM_PAYLOAD" // ext4 disk with v1/v2 .img and .squashfs
+	EnvKernel  = "IMGBASE_VM_KERNEL"  // the image's kernel, for the KVM probe
+	EnvBin     = "IMGBASE_BIN"        // imgbase binary copied into each guest
+	EnvAccel   = "IMGBASE_VM_ACCEL"   // force "tcg" or "kvm"
+)
+
+// PayloadDir is where Boot mounts the payload disk in the guest.
+const PayloadDir = "/mnt/payload"
+
+// ImgbasePath is where Boot installs the imgbase binary in the guest.
+const ImgbasePath = "/usr/local/sbin/imgbase"
+
+// BootTimeout bounds one boot (SeaBIOS, GRUB, kernel, systemd) under TCG.
+var BootTimeout = 6 * time.Minute
+
+var accelOnce sync.Once
+var accel string
+
+// Accel returns "kvm" only if a guest really boots with it here (on these
+// machines /dev/kvm exists but a KVM guest can hang), else "tcg".
+func Accel() string {
+	accelOnce.Do(func() {
+		accel = os.Getenv(EnvAccel)
+		if accel == "" {
+			accel = "tcg"
+			if kvmWorks(os.Getenv(EnvKernel)) {
+				accel = "kvm"
+			}
+		}
+	})
+	return accel
+}
+
+// kvmWorks boots the kernel without a root under KVM: a working KVM gets
+// to the "unable to mount root" panic and exits in a few seconds.
+func kvmWorks(kernel string) bool {
+	if kernel == "" {
+		return false
+	}
+	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err != nil {
+		return false
+	} else {
+		f.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, "qemu-system-x86_64", "-accel", "kvm", "-m", "256",
+		"-display", "none", "-monitor", "none", "-nic", "none", "-no-reboot", "-serial", "stdio",
+		"-kernel", kernel, "-append", "console=ttyS0 panic=-1").Output()
+	return ctx.Err() == nil && strings.Contains(string(out), "Kernel panic")
+}
+
+// Guest is a Machine bound to a test: its helpers fail the test on errors.
+type Guest struct {
+	*Machine
+	t testing.TB
+}
+
+// Boot starts a fresh copy of the host image for t, waits for its agent,
+// installs imgbase and mounts the payload disk. The machine is killed when
+// the test ends; if the test failed, its serial log is kept in test/vm/logs.
+func Boot(t testing.TB) *Guest {
+	t.Helper()
+	disk := os.Getenv(EnvDisk)
+	if disk == "" {
+		t.Skipf("%s not set: run the VM tests with `make check`", EnvDisk)
+	}
+	// A short directory: unix socket paths are limited to 108 bytes.
+	dir, err := os.MkdirTemp("", "imgbase-vm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	start := time.Now()
+	m, err := Start(Options{Disk: disk, Payload: os.Getenv(EnvPayload), Accel: Accel(), Dir: dir, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &Guest{Machine: m, t: t}
+	t.Cleanup(func() {
+		m.Kill()
+		if t.Failed() {
+			saveLog(t, m.SerialLog())
+		}
+		os.RemoveAll(dir)
+	})
+	g.waitBoot("")
+	t.Logf("booted in %s (%s)", time.Since(start).Round(time.Second), Accel())
+	if bin := os.Getenv(EnvBin); bin != "" {
+		if err := m.CopyIn(bin, ImgbasePath, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return g
+}
+
+func (g *Guest) waitBoot(notBoot string) {
+	g.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), BootTimeout)
+	defer cancel()
+	if err := g.Ready(ctx, notBoot); err != nil {
+		g.t.Fatalf("%v (serial log: %s)", err, g.SerialLog())
+	}
+}
+
+// MustRun runs argv, fails the test unless it exits 0, and returns stdout.
+func (g *Guest) MustRun(argv ...string) string {
+	g.t.Helper()
+	r, err := g.Run(10*time.Minute, argv...)
+	g.check(strings.Join(argv, " "), r, err)
+	return r.Stdout
+}
+
+// MustShell runs a shell line, fails the test unless it exits 0, and
+// returns stdout.
+func (g *Guest) MustShell(line string) string {
+	g.t.Helper()
+	r, err := g.Shell(10*time.Minute, line)
+	g.check(line, r, err)
+	return r.Stdout
+}
+
+func (g *Guest) check(what string, r Result, err error) {
+	g.t.Helper()
+	if err != nil {
+		g.t.Fatalf("%s: %v", what, err)
+	}
+	if r.ExitCode != 0 {
+		g.t.Fatalf("%s: exit %d\nstdout:\n%s\nstderr:\n%s", what, r.ExitCode, r.Stdout, r.Stderr)
+	}
+}
+
+// BootInfo says what the guest booted.
+type BootInfo struct {
+	Source  string // findmnt -no SOURCE /
+	LV      string // VG/LV of the root, found by its device number
+	Cmdline string
+}
+
+// Booted reports which root (layer) the guest is running.
+func (g *Guest) Booted() BootInfo {
+	g.t.Helper()
+	var b BootInfo
+	b.Source = strings.TrimSpace(g.MustRun("findmnt", "-no", "SOURCE", "/"))
+	b.Cmdline = strings.TrimSpace(g.MustRun("cat", "/proc/cmdline"))
+	majmin := strings.TrimSpace(g.MustRun("findmnt", "-no", "MAJ:MIN", "/"))
+	maj, min, _ := strings.Cut(majmin, ":")
+	out := g.MustRun("lvs", "--noheadings", "-o", "vg_name,lv_name",
+		"--select", fmt.Sprintf("lv_kernel_major=%s&&lv_kernel_minor=%s", maj, min))
+	if f := strings.Fields(out); len(f) == 2 {
+		b.LV = f[0] + "/" + f[1]
+	}
+	return b
+}
+
+// Reboot reboots the guest, waits for it and mounts the payload again.
+func (g *Guest) Reboot() BootInfo {
+	g.t.Helper()
+	old, err := g.Ping(30 * time.Second)
+	if err != nil {
+		g.t.Fatalf("cannot reboot: %v", err)
+	}
+	start := time.Now()
+	if _, err := g.Do(wireReboot(), 30*time.Second); err != nil {
+		g.t.Fatalf("cannot reboot: %v", err)
+	}
+	g.waitBoot(old)
+	b := g.Booted()
+	g.t.Logf("rebooted in %s into %s (%s)", time.Since(start).Round(time.Second), b.LV, b.Cmdline)
+	return b
+}
+
+// BootInto selects a GRUB menu entry through grubenv the way imgbase does
+// on Debian (saved_entry; with once, the one-shot next_entry), reboots and
+// reports what booted.
+func (g *Guest) BootInto(entry string, once bool) BootInfo {
+	g.t.Helper()
+	v := "saved_entry"
+	if once {
+		v = "next_entry"
+	}
+	g.MustRun("grub-editenv", "/boot/grub/grubenv", "set", v+"="+entry)
+	return g.Reboot()
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// saveLog copies a failed test's serial log to test/vm/logs/.
+func saveLog(t testing.TB, serial string) {
+	dir, err := filepath.Abs("logs")
+	if err == nil {
+		err = os.MkdirAll(dir, 0o755)
+	}
+	if err != nil {
+		t.Logf("cannot keep serial log %s: %v", serial, err)
+		return
+	}
+	dst := filepath.Join(dir, unsafeName.ReplaceAllString(t.Name(), "_")+".log")
+	b, err := os.ReadFile(serial)
+	if err == nil {
+		err = os.WriteFile(dst, b, 0o644)
+	}
+	if err != nil {
+		t.Logf("cannot keep serial log: %v", err)
+		return
+	}
+	t.Logf("serial log: %s", dst)
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

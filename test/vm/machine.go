@@ -1,0 +1,321 @@
+//go:build vm
+
+// Package vm boots the test disk image under QEMU and drives the guest
+// through its agent (see package wire), for tests that need a real kernel:
+// LVM, GRUB and booting cannot run on the development host.
+//
+// A Machine is one QEMU process over a copy-on-write overlay of the cached
+// raw image, so every test starts from the freshly installed host. It lives
+// across guest reboots: the agent connection is re-established and the boot
+// ID tells one boot from the next. Its serial console is kept in a log that
+// Boot saves under test/vm/logs/ when the test fails.
+package vm
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/imgbase/imgbase/test/vm/wire"
+)
+
+// Options say what to boot and how.
+type Options struct {
+	Disk    string // raw disk image; never written, an overlay takes the writes
+	Payload string // optional raw disk attached read-only (the test OS images)
+	Accel   string // "tcg" or "kvm"
+	Memory  int    // MiB
+	CPUs    int
+	Dir     string // where the overlay, socket and serial log live
+	Logger  *slog.Logger
+}
+
+// Machine is a running QEMU guest.
+type Machine struct {
+	opts    Options
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	exitErr error
+	log     *slog.Logger
+
+	mu     sync.Mutex // one request at a time
+	nextID uint64
+	conn   net.Conn
+	resps  chan wire.Response
+}
+
+// SerialLog is the path of the guest's serial console log.
+func (m *Machine) SerialLog() string { return filepath.Join(m.opts.Dir, "serial.log") }
+
+// Start creates the overlay and starts QEMU; it does not wait for the guest.
+func Start(o Options) (*Machine, error) {
+	if o.Memory == 0 {
+		o.Memory = 1024
+	}
+	if o.CPUs == 0 {
+		o.CPUs = 2
+	}
+	if o.Accel == "" {
+		o.Accel = "tcg"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	overlay := filepath.Join(o.Dir, "disk.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw",
+		"-b", o.Disk, overlay).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("cannot create overlay of %s: %w: %s", o.Disk, err, out)
+	}
+	sock := filepath.Join(o.Dir, "agent.sock")
+	args := []string{
+		"-accel", o.Accel, "-m", strconv.Itoa(o.Memory), "-smp", strconv.Itoa(o.CPUs),
+		"-display", "none", "-monitor", "none", "-nic", "none",
+		"-serial", "file:" + filepath.Join(o.Dir, "serial.log"),
+		"-drive", "file=" + overlay + ",format=qcow2,if=virtio,cache=unsafe,discard=unmap",
+		"-chardev", "socket,id=agent,path=" + sock + ",server=on,wait=off",
+		"-device", "virtio-serial-pci",
+		"-device", "virtserialport,chardev=agent,name=" + wire.PortName,
+	}
+	if o.Payload != "" {
+		args = append(args, "-drive", "file="+o.Payload+",format=raw,if=virtio,readonly=on")
+	}
+	if o.Accel == "kvm" {
+		args = append(args, "-cpu", "host")
+	}
+	m := &Machine{opts: o, exited: make(chan struct{}), log: o.Logger, resps: make(chan wire.Response, 16)}
+	m.cmd = exec.Command("qemu-system-x86_64", args...)
+	stderr, err := os.Create(filepath.Join(o.Dir, "qemu.stderr"))
+	if err != nil {
+		return nil, fmt.Errorf("cannot create qemu log: %w", err)
+	}
+	m.cmd.Stderr = stderr
+	if err := m.cmd.Start(); err != nil {
+		stderr.Close()
+		return nil, fmt.Errorf("cannot start qemu: %w", err)
+	}
+	go func() {
+		m.exitErr = m.cmd.Wait()
+		stderr.Close()
+		close(m.exited)
+	}()
+	m.log.Info("qemu started", "pid", m.cmd.Process.Pid, "accel", o.Accel, "dir", o.Dir)
+	// QEMU makes the socket before the guest runs; the connection then
+	// survives guest reboots.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			m.conn = c
+			break
+		}
+		select {
+		case <-m.exited:
+			b, _ := os.ReadFile(filepath.Join(o.Dir, "qemu.stderr"))
+			return nil, fmt.Errorf("qemu exited at start: %v: %s", m.exitErr, b)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			m.Kill()
+			return nil, fmt.Errorf("cannot connect to agent socket: %w", err)
+		}
+	}
+	go m.readLoop()
+	return m, nil
+}
+
+func (m *Machine) readLoop() {
+	sc := bufio.NewScanner(m.conn)
+	sc.Buffer(make([]byte, 1<<20), 1<<30)
+	for sc.Scan() {
+		var r wire.Response
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			// A guest reboot can cut a line; the request will time out.
+			m.log.Warn("undecodable agent line", "err", err)
+			continue
+		}
+		m.resps <- r
+	}
+	close(m.resps)
+}
+
+// ErrTimeout is returned when the agent did not answer in time.
+var ErrTimeout = errors.New("timed out waiting for the guest agent")
+
+// Do sends one request and waits up to timeout for its answer.
+func (m *Machine) Do(req wire.Request, timeout time.Duration) (wire.Response, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.nextID++
+	req.ID = m.nextID
+	line, err := json.Marshal(req)
+	if err != nil {
+		return wire.Response{}, fmt.Errorf("cannot encode request: %w", err)
+	}
+	m.conn.SetWriteDeadline(time.Now().Add(timeout))
+	if _, err := m.conn.Write(append(line, '\n')); err != nil {
+		return wire.Response{}, fmt.Errorf("cannot send %s request: %w", req.Op, err)
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		select {
+		case r, ok := <-m.resps:
+			if !ok {
+				return wire.Response{}, errors.New("agent connection closed")
+			}
+			if r.ID != req.ID {
+				continue // the answer to an abandoned request
+			}
+			return r, nil
+		case <-m.exited:
+			return wire.Response{}, fmt.Errorf("qemu exited: %v", m.exitErr)
+		case <-timer.C:
+			return wire.Response{}, fmt.Errorf("%s request after %s: %w", req.Op, timeout, ErrTimeout)
+		}
+	}
+}
+
+// Ping returns the guest's boot ID when the agent answers within timeout.
+func (m *Machine) Ping(timeout time.Duration) (string, error) {
+	r, err := m.Do(wire.Request{Op: wire.OpPing}, timeout)
+	return r.BootID, err
+}
+
+// WaitReady waits until the agent answers with a boot ID other than notBoot.
+func (m *Machine) WaitReady(ctx context.Context, notBoot string) (string, error) {
+	for {
+		id, err := m.Ping(3 * time.Second)
+		if err == nil && id != "" && id != notBoot {
+			return id, nil
+		}
+		if err != nil && !errors.Is(err, ErrTimeout) {
+			return "", err
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("guest agent not ready: %w", ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// Ready waits for the agent of a boot other than notBoot, then mounts the
+// payload disk (if any) at PayloadDir.
+func (m *Machine) Ready(ctx context.Context, notBoot string) error {
+	if _, err := m.WaitReady(ctx, notBoot); err != nil {
+		return err
+	}
+	if m.opts.Payload == "" {
+		return nil
+	}
+	r, err := m.Shell(time.Minute, "mkdir -p "+PayloadDir+" && { mountpoint -q "+PayloadDir+
+		" || mount -o ro LABEL=payload "+PayloadDir+"; }")
+	if err == nil && r.ExitCode != 0 {
+		err = fmt.Errorf("exit %d: %s", r.ExitCode, r.Stderr)
+	}
+	if err != nil {
+		return fmt.Errorf("cannot mount the payload disk: %w", err)
+	}
+	return nil
+}
+
+// CopyIn copies a host file into the guest.
+func (m *Machine) CopyIn(host, guest string, mode os.FileMode) error {
+	b, err := os.ReadFile(host)
+	if err != nil {
+		return fmt.Errorf("cannot copy %s into the guest: %w", host, err)
+	}
+	return m.WriteFile(guest, b, mode)
+}
+
+// Result is what a command in the guest did.
+type Result struct {
+	Stdout, Stderr string
+	ExitCode       int
+}
+
+// Run runs argv in the guest. A non-zero exit is not an error; a command
+// still running after timeout is killed and reported as an error.
+func (m *Machine) Run(timeout time.Duration, argv ...string) (Result, error) {
+	return m.run(wire.Request{Op: wire.OpRun, Argv: argv}, timeout)
+}
+
+// Shell runs a /bin/sh line in the guest.
+func (m *Machine) Shell(timeout time.Duration, line string) (Result, error) {
+	return m.run(wire.Request{Op: wire.OpRun, Shell: line}, timeout)
+}
+
+func (m *Machine) run(req wire.Request, timeout time.Duration) (Result, error) {
+	req.TimeoutMS = timeout.Milliseconds()
+	r, err := m.Do(req, timeout+30*time.Second)
+	res := Result{Stdout: string(r.Stdout), Stderr: string(r.Stderr), ExitCode: r.ExitCode}
+	if err != nil {
+		return res, err
+	}
+	if r.Err != "" {
+		return res, fmt.Errorf("cannot run in guest: %s", r.Err)
+	}
+	return res, nil
+}
+
+// WriteFile writes data to path in the guest.
+func (m *Machine) WriteFile(path string, data []byte, mode os.FileMode) error {
+	r, err := m.Do(wire.Request{Op: wire.OpWrite, Path: path, Data: data, Mode: uint32(mode.Perm())}, 5*time.Minute)
+	if err == nil && r.Err != "" {
+		err = errors.New(r.Err)
+	}
+	if err != nil {
+		return fmt.Errorf("cannot write %s in guest: %w", path, err)
+	}
+	return nil
+}
+
+// ReadFile returns the content of path in the guest.
+func (m *Machine) ReadFile(path string) ([]byte, error) {
+	r, err := m.Do(wire.Request{Op: wire.OpRead, Path: path}, 5*time.Minute)
+	if err == nil && r.Err != "" {
+		err = errors.New(r.Err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s in guest: %w", path, err)
+	}
+	return r.Data, nil
+}
+
+// Reboot reboots the guest and waits for the agent of the next boot.
+func (m *Machine) Reboot(ctx context.Context) error {
+	old, err := m.Ping(30 * time.Second)
+	if err != nil {
+		return fmt.Errorf("cannot reboot: %w", err)
+	}
+	if _, err := m.Do(wire.Request{Op: wire.OpReboot}, 30*time.Second); err != nil {
+		return fmt.Errorf("cannot reboot: %w", err)
+	}
+	if _, err := m.WaitReady(ctx, old); err != nil {
+		return fmt.Errorf("guest did not come back after reboot: %w", err)
+	}
+	return nil
+}
+
+// Kill stops QEMU at once and waits for it.
+func (m *Machine) Kill() {
+	if m.cmd.Process != nil {
+		m.cmd.Process.Kill()
+	}
+	<-m.exited
+	if m.conn != nil {
+		m.conn.Close()
+	}
+}
+
+func wireReboot() wire.Request { return wire.Request{Op: wire.OpReboot} }
