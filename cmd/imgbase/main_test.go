@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/imgbase/imgbase/internal/command"
+	"github.com/imgbase/imgbase/internal/command/commandtest"
+)
+
+type cli struct {
+	env *environment
+	rec *commandtest.Recorder
+}
+
+// newCLI fakes a host whose lvs prints ../../internal/host/testdata/<report>.json
+// and whose / is device 254:<minor>.
+func newCLI(t *testing.T, report string, minor int) *cli {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("../../internal/host/testdata", report+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &commandtest.Recorder{}
+	rec.On("lvs ", string(data), nil)
+	rec.On("blkid -p -o value -s TYPE /dev/HostVG/Base-10-0", "", &command.Error{ExitCode: 2})
+	rec.On("blkid -p -o value -s TYPE", "ext4\n", nil)
+	root := t.TempDir()
+	mnt := filepath.Join(root, "mnt")
+	// Whatever layer gets "mounted", its fstab is there to edit.
+	for _, l := range []string{"Base-1-0+1", "Base-1-0+2", "Base-1-0+3", "Base-2-0+1", "Base-2-0+2"} {
+		os.MkdirAll(filepath.Join(mnt, l, "etc"), 0o755)
+		os.WriteFile(filepath.Join(mnt, l, "etc/fstab"), []byte("/dev/mapper/HostVG-root / ext4 defaults 0 1\n"), 0o644)
+	}
+	return &cli{rec: rec, env: &environment{
+		Runner: rec, Root: root, MountDir: mnt,
+		RootDevice: func() (int, int, error) { return 254, minor, nil },
+		RootFSType: func() string { return "ext4" },
+	}}
+}
+
+func (c *cli) run(t *testing.T, line string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	args := append([]string{"--config", filepath.Join(c.env.Root, "imgbased.conf"),
+		"--lock-file", filepath.Join(c.env.Root, "lock")}, strings.Fields(line)...)
+	code = run(context.Background(), args, &out, &errb, c.env)
+	return code, out.String(), errb.String()
+}
+
+// The seeds' walk-through, verbatim, on a host before and after init.
+func TestSeedCommands(t *testing.T) {
+	c := newCLI(t, "preinit", 4)
+	if code, _, stderr := c.run(t, "layout --init Base-1-0 --from /"); code != 0 {
+		t.Fatalf("layout --init: %d %s", code, stderr)
+	}
+	m := c.rec.Mutations()
+	if len(m) < 5 || m[0] != "vgchange --addtag imgbased:vg HostVG" ||
+		m[3] != "lvcreate --snapshot --name Base-1-0 --addtag imgbased:base --setactivationskip y --permission r --activate n HostVG/root" ||
+		m[4] != "lvcreate --snapshot --name Base-1-0+1 --addtag imgbased:layer --setactivationskip n --activate y HostVG/Base-1-0" {
+		t.Errorf("init ran:\n%s", strings.Join(m, "\n"))
+	}
+
+	c = newCLI(t, "init", 5)
+	code, out, _ := c.run(t, "layout")
+	if code != 0 || out != "Base-1-0\n +- Base-1-0+1 (current)\n" {
+		t.Errorf("layout: %d %q", code, out)
+	}
+	if n := c.rec.Count("lvs"); n != 1 || len(c.rec.Calls) != 1 {
+		t.Errorf("layout ran %v, want exactly one lvs", c.rec.Lines())
+	}
+	c.rec.Calls = nil
+	if code, _, stderr := c.run(t, "base --add Base-2-0 --size 1G"); code != 0 {
+		t.Fatalf("base --add: %d %s", code, stderr)
+	}
+	if m := c.rec.Mutations(); len(m) != 2 || m[0] != "lvcreate --thin --virtualsize 1073741824b --name Base-2-0 --addtag imgbased:base HostVG/pool00" {
+		t.Errorf("base --add ran %v", m)
+	}
+	if code, out, _ := c.run(t, "base --latest"); code != 0 || out != "Base-1-0\n" {
+		// the fixture does not change: the latest base is still Base-1-0
+		t.Errorf("base --latest: %d %q", code, out)
+	}
+	c.rec.Calls = nil
+	if code, out, stderr := c.run(t, "layer --add Base-1-0"); code != 0 || !strings.Contains(out, "Base-1-0+2") {
+		t.Errorf("layer --add Base-1-0: %d %q %s", code, out, stderr)
+	}
+	if n := c.rec.Count("lvs", "lvcreate", "lvchange", "vgchange", "lvremove"); n > 4 {
+		t.Errorf("layer --add ran %d LVM processes", n)
+	}
+	c.rec.Calls = nil
+	code, _, stderr := c.run(t, "--debug layer --add")
+	if code != 0 || !strings.Contains(stderr, "cmd=\"lvcreate --snapshot --name Base-1-0+2") && !strings.Contains(stderr, "adding layer") {
+		t.Errorf("--debug layer --add: %d\n%s", code, stderr)
+	}
+}
+
+func TestDryPrintsAndChangesNothing(t *testing.T) {
+	for _, line := range []string{
+		"--debug --dry layer --add",
+		"--dry layer --add Base-1-0",
+		"--dry base --add Base-3-0 --size 1G",
+		"--dry layer --remove Base-1-0+2",
+		"--dry base --remove Base-2-0",
+	} {
+		c := newCLI(t, "running", 5)
+		code, out, stderr := c.run(t, line)
+		if code != 0 {
+			t.Errorf("%s: %d %s", line, code, stderr)
+			continue
+		}
+		if m := c.rec.Mutations(); len(m) != 0 {
+			t.Errorf("%s ran %v", line, m)
+		}
+		if !strings.Contains(out, "lvcreate") && !strings.Contains(out, "lvremove") {
+			t.Errorf("%s printed %q", line, out)
+		}
+	}
+}
+
+func TestListings(t *testing.T) {
+	c := newCLI(t, "running", 5)
+	for line, want := range map[string]string{
+		"layout --bases":                 "Base-1-0\nBase-2-0\nBase-10-0\n",
+		"layout --layers":                "Base-1-0+1\nBase-1-0+2\nBase-2-0+1\n",
+		"layout --free-space --units g":  "6G\n",
+		"layout --free-space":            "6442450944\n",
+		"base --latest":                  "Base-10-0\n",
+		"base --of-layer Base-2-0+1":     "Base-2-0\n",
+		"layer --latest":                 "Base-2-0+1\n",
+		"layer --current":                "Base-1-0+1\n",
+		"layer --volume-path Base-1-0+2": "/dev/HostVG/Base-1-0+2\n",
+		"--json layout --bases":          "[\n  \"Base-1-0\",\n  \"Base-2-0\",\n  \"Base-10-0\"\n]\n",
+	} {
+		if code, out, stderr := c.run(t, line); code != 0 || out != want {
+			t.Errorf("%s: %d %q %s, want %q", line, code, out, stderr, want)
+		}
+	}
+	code, out, _ := c.run(t, "--json layout")
+	var tree struct {
+		Current string `json:"current"`
+		Bases   []struct {
+			Name string `json:"name"`
+		} `json:"bases"`
+	}
+	if err := json.Unmarshal([]byte(out), &tree); code != 0 || err != nil || tree.Current != "Base-1-0+1" || len(tree.Bases) != 3 {
+		t.Errorf("--json layout: %d %v %s", code, err, out)
+	}
+	if m := c.rec.Mutations(); len(m) != 0 {
+		t.Errorf("listings ran %v", m)
+	}
+}
+
+func TestExitCodesAndRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		code int
+		msg  string
+	}{
+		{"layout --bogus", 2, "unknown flag"},
+		{"frobnicate", 2, "unknown command"},
+		{"base", 2, "say one of"},
+		{"base --add", 2, "needs an NVR"},
+		{"base --add Base-3-0", 2, "needs --size"},
+		{"base --add Base-3-0 --size 1Q", 2, "cannot read size"},
+		{"layer --add --remove Base-1-0+2", 2, "say one of"},
+		{"layout --units q --free-space", 2, "unknown unit"},
+		{"layer --remove Base-1-0+1", 1, "running layer"},
+		{"base --remove Base-1-0", 1, "running layer"},
+		{"layer --remove Nope-1-0+1", 1, "no such layer"},
+		{"layer --add Nope-1-0", 1, "no such base or layer"},
+		{"base --add Base-1-0 --size 1G", 1, "exists"},
+		{"base --add Bad/Name-1-0 --size 1G", 1, "cannot"},
+		{"layout --init", 1, "already managed"},
+		{"base --of-layer Nope", 1, "cannot find layer"},
+	} {
+		c := newCLI(t, "running", 5)
+		code, _, stderr := c.run(t, tc.line)
+		if code != tc.code || !strings.Contains(stderr, tc.msg) || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "imgbase: ") {
+			t.Errorf("%s: exit %d, stderr %q; want %d and one line with %q", tc.line, code, stderr, tc.code, tc.msg)
+		}
+		if m := c.rec.Mutations(); len(m) != 0 {
+			t.Errorf("%s ran %v", tc.line, m)
+		}
+	}
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	c := newCLI(t, "running", 5)
+	if code, out, stderr := c.run(t, "--version"); code != 0 || !strings.Contains(out, "imgbase version") {
+		t.Log(stderr)
+		t.Errorf("--version: %d %q", code, out)
+	}
+	if code, out, _ := c.run(t, "--help"); code != 0 || !strings.Contains(out, "layer") || !strings.Contains(out, "layout") {
+		t.Errorf("--help: %d %q", code, out)
+	}
+	if len(c.rec.Calls) != 0 {
+		t.Errorf("--help/--version ran %v", c.rec.Lines())
+	}
+}

@@ -1,0 +1,103 @@
+package lvm
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func readFixture(t testing.TB, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func TestDecodeFixtures(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.json")
+	if len(files) == 0 {
+		t.Fatal("no fixtures")
+	}
+	for _, f := range files {
+		lvs, err := Decode(readFixture(t, filepath.Base(f)))
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if len(lvs) == 0 {
+			t.Errorf("%s: no LVs", f)
+		}
+		for _, lv := range lvs {
+			if lv.VG == "" || lv.Name == "" || len(lv.Attr) != 10 {
+				t.Errorf("%s: incomplete %+v", f, lv)
+			}
+		}
+	}
+}
+
+func TestDecodeFields(t *testing.T) {
+	lvs, err := Decode(readFixture(t, "handmade-running.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]LV{}
+	for _, lv := range lvs {
+		byName[lv.Name] = lv
+	}
+	pool := byName["pool00"]
+	if !pool.IsThinPool() || pool.Size != 10<<30 || pool.DataPercent != 40 || pool.ChunkSize != 65536 || !pool.HasTag(TagPool) {
+		t.Errorf("pool %+v", pool)
+	}
+	if free := pool.DataFree(); free != 6<<30 {
+		t.Errorf("pool free %d", free)
+	}
+	base := byName["Base-1-0"]
+	if !base.IsThin() || !base.ReadOnly() || base.Active() || !base.SkipActivation() || base.Major != -1 || base.Origin != "root" {
+		t.Errorf("base %+v", base)
+	}
+	layer := byName["Base-1-0+1"]
+	if layer.ReadOnly() || !layer.Active() || layer.SkipActivation() || layer.Major != 254 || layer.Minor != 5 || !layer.VGHasTag(TagVG) {
+		t.Errorf("layer %+v", layer)
+	}
+	if layer.DevPath() != "/dev/HostVG/Base-1-0+1" || layer.FullName() != "HostVG/Base-1-0+1" {
+		t.Errorf("paths %q %q", layer.DevPath(), layer.FullName())
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	for _, in := range []string{
+		``, `{`, `{"report":[{"lv":[{"lv_name":""}]}]}`,
+		`{"report":[{"lv":[{"lv_name":"a","lv_size":"12x"}]}]}`,
+		`{"report":[{"lv":[{"lv_name":"a","data_percent":"101"}]}]}`,
+		`{"report":[{"lv":[{"lv_name":"a","lv_kernel_major":"q"}]}]}`,
+	} {
+		if _, err := Decode([]byte(in)); err == nil {
+			t.Errorf("Decode(%q) succeeded", in)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.json")
+	for _, p := range files {
+		data, _ := os.ReadFile(p)
+		f.Add(data)
+	}
+	f.Add([]byte(`{"report":[{"lv":[{"lv_name":"x","lv_attr":"V"}]}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		lvs, err := Decode(data)
+		if err != nil {
+			return
+		}
+		for _, lv := range lvs {
+			// Accessors must not panic on short or odd attrs.
+			_ = lv.IsThin() || lv.ReadOnly() || lv.Active() || lv.SkipActivation()
+			if lv.DataPercent < 0 || lv.DataPercent > 100 || lv.Name == "" {
+				t.Fatalf("decoded out-of-range %+v", lv)
+			}
+			_ = lv.DataFree()
+		}
+	})
+}
