@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/imgbase/imgbase/internal/command"
+	"github.com/imgbase/imgbase/internal/config"
 	"github.com/imgbase/imgbase/internal/host"
 )
 
@@ -24,6 +25,7 @@ type environment struct {
 // session is one command's view of the host, with the lock it holds.
 type session struct {
 	host    *host.Host
+	cfg     *config.Config
 	release func()
 }
 
@@ -50,7 +52,8 @@ func (a *app) open(ctx context.Context, mutating bool) (*session, error) {
 			MountDir:   "/run/imgbase/mnt",
 		}
 	}
-	if _, err := a.loadConfig(); err != nil {
+	cfg, err := a.loadConfig()
+	if err != nil {
 		return nil, err
 	}
 	runner := env.Runner
@@ -61,7 +64,7 @@ func (a *app) open(ctx context.Context, mutating bool) (*session, error) {
 		Run: runner, Log: log, Out: a.stdout, Root: env.Root,
 		RootDevice: env.RootDevice, RootFSType: env.RootFSType, MountDir: env.MountDir,
 	}
-	s := &session{host: h}
+	s := &session{host: h, cfg: cfg}
 	if mutating && !a.dry {
 		release, err := a.lock(ctx)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/imgbase/imgbase/internal/command"
 	"github.com/imgbase/imgbase/internal/command/commandtest"
+	"github.com/imgbase/imgbase/internal/lock"
 )
 
 type cli struct {
@@ -200,5 +201,37 @@ func TestVersionAndHelp(t *testing.T) {
 	}
 	if len(c.rec.Calls) != 0 {
 		t.Errorf("--help/--version ran %v", c.rec.Lines())
+	}
+}
+
+func TestBadConfigRefusesBeforeAnything(t *testing.T) {
+	c := newCLI(t, "running", 5)
+	os.WriteFile(filepath.Join(c.env.Root, "imgbased.conf"), []byte("[update]\nimages_to_keep = many\n"), 0o644)
+	code, _, stderr := c.run(t, "layer --add")
+	if code != 1 || !strings.Contains(stderr, "images_to_keep") {
+		t.Errorf("exit %d %q", code, stderr)
+	}
+	if len(c.rec.Calls) != 0 {
+		t.Errorf("ran %v", c.rec.Lines())
+	}
+}
+
+func TestSecondRunWaitsThenNamesHolder(t *testing.T) {
+	c := newCLI(t, "running", 5)
+	held, err := lock.Acquire(context.Background(), filepath.Join(c.env.Root, "lock"), "pid 1: imgbase layer --add", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Release()
+	code, _, stderr := c.run(t, "--lock-timeout 300ms layer --add")
+	if code != 1 || !strings.Contains(stderr, "imgbase layer --add") {
+		t.Errorf("exit %d %q", code, stderr)
+	}
+	if m := c.rec.Mutations(); len(m) != 0 {
+		t.Errorf("ran %v while locked out", m)
+	}
+	// Read-only commands never take the lock.
+	if code, _, stderr := c.run(t, "layout"); code != 0 {
+		t.Errorf("layout while locked: %d %s", code, stderr)
 	}
 }
