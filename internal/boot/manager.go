@@ -1,0 +1,188 @@
+// Package boot makes every imgbase layer bootable and chooses which one boots.
+//
+// Vocabulary: a layer (e.g. "Base-1-0+1") boots through one entry, a BLS
+// Type #1 file in <boot>/loader/entries, the source of truth; its kernel and
+// initramfs are copied to <boot>/<layer>/. The loader is what reads the
+// entries: GRUB with blscfg reads them itself, GRUB without blscfg gets a
+// menu rendered from them into <grub>/imgbase.cfg, which grub.cfg sources
+// (Setup wires that once), systemd-boot reads them as they are. An entry's
+// ID is what the loader calls it (grubenv values, loader.conf default).
+//
+// Selection: the default (saved_entry / loader.conf) boots unless a one-shot
+// next entry is set. A new layer can be added in "try" mode: the next boot
+// tries it once; if that boot reaches MarkGood (run by
+// imgbase-boot-success.service), the layer becomes the default; if not, the
+// boot after that falls back to the old default by itself. Status tells
+// what happened and when.
+//
+// Lifecycle: New detects the loader; Setup wires it; AddLayer/RemoveLayer
+// follow the layers; SetDefault, SetNext, Rollback select; MarkGood runs at
+// every boot; Check and Recover repair drift. /boot is a separate partition
+// mounted at the Manager's Boot, so paths in entries are relative to it.
+package boot
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/imgbase/imgbase/internal/boot/grubcfg"
+	"github.com/imgbase/imgbase/internal/command"
+)
+
+// Loader is the boot loader that reads the entries.
+type Loader int
+
+const (
+	LoaderNone  Loader = iota // nothing recognised: entries only
+	GrubMenu                  // GRUB without blscfg: imgbase renders the menu
+	GrubBLS                   // GRUB with blscfg: reads the entries
+	SystemdBoot               // systemd-boot: reads the entries
+)
+
+func (l Loader) String() string {
+	switch l {
+	case GrubMenu:
+		return "grub"
+	case GrubBLS:
+		return "grub-blscfg"
+	case SystemdBoot:
+		return "systemd-boot"
+	}
+	return "none"
+}
+
+// ErrNoLoader is returned by selection when no boot loader was detected.
+var ErrNoLoader = errors.New("no supported boot loader found in /boot")
+
+// ErrNoEntry is returned for a layer that has no boot entry.
+var ErrNoEntry = errors.New("layer has no boot entry")
+
+// Manager manages the entries and the selection under one /boot.
+type Manager struct {
+	// Boot is the mount point of the boot partition (or the ESP for
+	// systemd-boot).
+	Boot   string
+	Loader Loader
+	// GrubDir is the GRUB directory (Boot/grub or Boot/grub2) for the GRUB
+	// loaders.
+	GrubDir string
+	Log     *slog.Logger
+	// Run runs findmnt (the /boot UUID) and bootctl (systemd-boot one-shot).
+	Run command.Runner
+	// Files changes /boot; Disk unless Dry is set.
+	Files Files
+	// Dry, when set, receives what would be written instead.
+	Dry io.Writer
+	// Cmdline is the running kernel's command line file.
+	Cmdline string
+	// BootIDPath is the kernel's per-boot id file.
+	BootIDPath string
+	Now        func() time.Time
+	// Less orders layers oldest first; the default compares base NVRs and
+	// layer numbers (see LayerLess). The caller may set layout's order.
+	Less func(a, b string) bool
+}
+
+// New returns a Manager for bootDir with its loader detected.
+func New(bootDir string, log *slog.Logger) *Manager {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	loader, grubDir := Detect(bootDir)
+	return &Manager{
+		Boot:       bootDir,
+		Loader:     loader,
+		GrubDir:    grubDir,
+		Log:        log,
+		Run:        command.Exec{Log: log},
+		Files:      Disk{},
+		Cmdline:    "/proc/cmdline",
+		BootIDPath: "/proc/sys/kernel/random/boot_id",
+		Now:        time.Now,
+		Less:       LayerLess,
+	}
+}
+
+// Detect finds the boot loader configured in bootDir: GRUB (grub2/ or
+// grub/ with a grub.cfg; blscfg or not), else systemd-boot
+// (loader/loader.conf).
+func Detect(bootDir string) (Loader, string) {
+	for _, d := range []string{"grub2", "grub"} {
+		dir := filepath.Join(bootDir, d)
+		cfg, err := os.ReadFile(filepath.Join(dir, "grub.cfg"))
+		if err != nil {
+			continue
+		}
+		if grubcfg.HasBLS(cfg) {
+			return GrubBLS, dir
+		}
+		return GrubMenu, dir
+	}
+	if _, err := os.Stat(filepath.Join(bootDir, "loader", "loader.conf")); err == nil {
+		return SystemdBoot, ""
+	}
+	return LoaderNone, ""
+}
+
+func (m *Manager) files() Files {
+	if m.Dry != nil {
+		return Print{Out: m.Dry}
+	}
+	return m.Files
+}
+
+func (m *Manager) entriesDir() string { return filepath.Join(m.Boot, "loader", "entries") }
+func (m *Manager) grubenvPath() string {
+	return filepath.Join(m.GrubDir, "grubenv")
+}
+func (m *Manager) fragmentPath() string { return filepath.Join(m.GrubDir, grubcfg.FileName) }
+func (m *Manager) grubCfgPath() string  { return filepath.Join(m.GrubDir, "grub.cfg") }
+func (m *Manager) loaderConf() string   { return filepath.Join(m.Boot, "loader", "loader.conf") }
+func (m *Manager) statusPath() string   { return filepath.Join(m.Boot, "loader", "imgbase-status.json") }
+
+// running returns the layer the system booted (img.bootid=), or "".
+func (m *Manager) running() string {
+	data, err := os.ReadFile(m.Cmdline)
+	if err != nil {
+		return ""
+	}
+	for _, a := range strings.Fields(string(data)) {
+		if v, ok := strings.CutPrefix(a, "img.bootid="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// Running returns the layer the system booted, from img.bootid= on the
+// kernel command line, or "" when it was not booted from a layer.
+func (m *Manager) Running() string { return m.running() }
+
+func (m *Manager) readCmdline() string {
+	data, err := os.ReadFile(m.Cmdline)
+	if err != nil {
+		m.Log.Warn("cannot read the running kernel command line; nothing carried over", "err", err)
+		return ""
+	}
+	return strings.TrimSpace(string(data))
+}
+
+func (m *Manager) now() time.Time {
+	if m.Now == nil {
+		return time.Now()
+	}
+	return m.Now()
+}
+
+func wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("cannot %s: %w", what, err)
+}

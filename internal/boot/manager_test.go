@@ -1,0 +1,540 @@
+package boot
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imgbase/imgbase/internal/boot/bls"
+	"github.com/imgbase/imgbase/internal/boot/grubcfg"
+	"github.com/imgbase/imgbase/internal/boot/grubenv"
+	"github.com/imgbase/imgbase/internal/command/commandtest"
+)
+
+const testUUID = "0b6e4b6f-64d6-4d0b-9f3c-0c3f0d1c2a11"
+
+// debianGrubCfg is the shape of the test image's hand-written grub.cfg.
+const debianGrubCfg = `serial --unit=0 --speed=115200
+terminal_input serial console
+terminal_output serial console
+set timeout=3
+insmod part_msdos
+insmod ext2
+load_env
+set default="${saved_entry}"
+`
+
+type fixture struct {
+	t      *testing.T
+	boot   string
+	srcDir string // a layer's /boot with kernels
+	run    *commandtest.Recorder
+	m      *Manager
+	clock  time.Time
+}
+
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newFixture makes a /boot tree with the given loader files.
+func newFixture(t *testing.T, files map[string]string) *fixture {
+	t.Helper()
+	root := t.TempDir()
+	f := &fixture{t: t, boot: filepath.Join(root, "boot"), srcDir: filepath.Join(root, "layerboot")}
+	for p, data := range files {
+		writeFile(t, filepath.Join(f.boot, p), data)
+	}
+	os.MkdirAll(f.boot, 0o755)
+	writeFile(t, filepath.Join(f.srcDir, "vmlinuz-6.1.0-18-amd64"), "kernel 18")
+	writeFile(t, filepath.Join(f.srcDir, "initrd.img-6.1.0-18-amd64"), "initrd 18")
+	writeFile(t, filepath.Join(f.srcDir, "vmlinuz-6.1.0-9-amd64"), "kernel 9")
+	writeFile(t, filepath.Join(f.srcDir, "initrd.img-6.1.0-9-amd64"), "initrd 9")
+	writeFile(t, filepath.Join(root, "cmdline"), "BOOT_IMAGE=/vmlinuz root=/dev/mapper/HostVG-root ro rd.lvm.lv=HostVG/root console=ttyS0,115200n8 quiet\n")
+	writeFile(t, filepath.Join(root, "boot_id"), "boot-1\n")
+	f.run = (&commandtest.Recorder{}).On("findmnt", testUUID+" ext4\n", nil)
+	f.clock = time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC)
+	f.m = New(f.boot, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	f.m.Run = f.run
+	f.m.Cmdline = filepath.Join(root, "cmdline")
+	f.m.BootIDPath = filepath.Join(root, "boot_id")
+	f.m.Now = func() time.Time { f.clock = f.clock.Add(time.Minute); return f.clock }
+	return f
+}
+
+// boot pretends the machine booted layer: the kernel command line names it.
+func (f *fixture) booted(layer, bootID string) {
+	root := filepath.Dir(f.boot)
+	writeFile(f.t, filepath.Join(root, "cmdline"), "root=/dev/HostVG/"+layer+" img.bootid="+layer+" console=ttyS0,115200n8\n")
+	writeFile(f.t, filepath.Join(root, "boot_id"), bootID+"\n")
+}
+
+func (f *fixture) layer(name string) Layer {
+	return Layer{Name: name, NVR: name[:strings.LastIndexByte(name, '+')], VG: "HostVG", KernelSrcDir: f.srcDir}
+}
+
+func (f *fixture) add(name string, try bool) Entry {
+	f.t.Helper()
+	e, err := f.m.AddLayer(context.Background(), f.layer(name), try)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return e
+}
+
+func (f *fixture) read(p string) string {
+	f.t.Helper()
+	data, err := os.ReadFile(filepath.Join(f.boot, p))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return string(data)
+}
+
+func (f *fixture) env() *grubenv.Env {
+	f.t.Helper()
+	data, err := os.ReadFile(filepath.Join(f.boot, "grub", "grubenv"))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if len(data) != grubenv.Size {
+		f.t.Fatalf("grubenv is %d bytes", len(data))
+	}
+	e, err := grubenv.Parse(data)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return e
+}
+
+func TestDetect(t *testing.T) {
+	for _, c := range []struct {
+		files map[string]string
+		want  Loader
+	}{
+		{map[string]string{"grub/grub.cfg": debianGrubCfg}, GrubMenu},
+		{map[string]string{"grub2/grub.cfg": "insmod blscfg\nblscfg\n"}, GrubBLS},
+		{map[string]string{"loader/loader.conf": "timeout 3\n"}, SystemdBoot},
+		{map[string]string{}, LoaderNone},
+	} {
+		f := newFixture(t, c.files)
+		if f.m.Loader != c.want {
+			t.Errorf("%v: detected %v", c.files, f.m.Loader)
+		}
+	}
+}
+
+func TestAddLayerDebianGrub(t *testing.T) {
+	f := newFixture(t, map[string]string{"grub/grub.cfg": debianGrubCfg})
+	ctx := context.Background()
+	if err := f.m.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e := f.add("Base-1-0+1", false)
+	if e.Path != filepath.Join(f.boot, "loader/entries/Base-1-0_1.conf") {
+		t.Fatalf("entry path %s", e.Path)
+	}
+	want := `title Base-1-0 (Base-1-0+1)
+version 6.1.0-18-amd64
+linux /Base-1-0+1/vmlinuz-6.1.0-18-amd64
+initrd /Base-1-0+1/initrd.img-6.1.0-18-amd64
+options root=/dev/HostVG/Base-1-0+1 rd.lvm.lv=HostVG/Base-1-0+1 img.bootid=Base-1-0+1 ro console=ttyS0,115200n8 quiet
+`
+	if got := f.read("loader/entries/Base-1-0_1.conf"); got != want {
+		t.Fatalf("entry:\n%s", got)
+	}
+	if f.read("Base-1-0+1/vmlinuz-6.1.0-18-amd64") != "kernel 18" || f.read("Base-1-0+1/initrd.img-6.1.0-18-amd64") != "initrd 18" {
+		t.Fatal("kernel files not copied")
+	}
+	if _, err := os.Stat(filepath.Join(f.boot, "Base-1-0+1/vmlinuz-6.1.0-9-amd64")); err == nil {
+		t.Fatal("the older kernel was copied too")
+	}
+	menu := f.read("grub/imgbase.cfg")
+	for _, s := range []string{
+		"search --no-floppy --fs-uuid --set=root " + testUUID,
+		"menuentry 'Base-1-0 (Base-1-0+1)' --id Base-1-0+1 {",
+		"  linux /Base-1-0+1/vmlinuz-6.1.0-18-amd64 root=/dev/HostVG/Base-1-0+1 rd.lvm.lv=HostVG/Base-1-0+1 img.bootid=Base-1-0+1 ro console=ttyS0,115200n8 quiet\n",
+		"insmod ext2",
+	} {
+		if !strings.Contains(menu, s) {
+			t.Errorf("menu lacks %q:\n%s", s, menu)
+		}
+	}
+	cfg := f.read("grub/grub.cfg")
+	if !strings.HasPrefix(cfg, debianGrubCfg) || !grubcfg.Wired([]byte(cfg)) {
+		t.Fatalf("grub.cfg:\n%s", cfg)
+	}
+	// Setup again changes nothing.
+	before := snapshot(t, f.boot)
+	if err := f.m.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if after := snapshot(t, f.boot); after != before {
+		t.Fatalf("second Setup changed /boot:\n%s\n---\n%s", before, after)
+	}
+	if f.env().Get("saved_entry") != "" {
+		t.Fatal("adding a layer changed the default")
+	}
+}
+
+func TestSelection(t *testing.T) {
+	f := newFixture(t, map[string]string{"grub/grub.cfg": debianGrubCfg})
+	ctx := context.Background()
+	if err := f.m.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{"Base-1-0+1", "Base-1-0+2", "Base-2-0+1"} {
+		f.add(l, false)
+	}
+	if err := f.m.SetDefault(ctx, "Base-2-0+1"); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := f.m.Default(); d != "Base-2-0+1" || f.env().Get("saved_entry") != "Base-2-0+1" {
+		t.Fatalf("default %q", d)
+	}
+	if err := f.m.SetNext(ctx, "Base-1-0+1"); err != nil {
+		t.Fatal(err)
+	}
+	if f.env().Get("next_entry") != "Base-1-0+1" {
+		t.Fatal("next_entry not set")
+	}
+	if err := f.m.SetDefault(ctx, "Base-9-0+1"); !errors.Is(err, ErrNoEntry) {
+		t.Fatalf("SetDefault of a missing layer: %v", err)
+	}
+	to, err := f.m.Rollback(ctx, "")
+	if err != nil || to != "Base-1-0+2" {
+		t.Fatalf("rollback to %q: %v", to, err)
+	}
+	if to, err = f.m.Rollback(ctx, ""); err != nil || to != "Base-1-0+1" {
+		t.Fatalf("rollback to %q: %v", to, err)
+	}
+	if _, err = f.m.Rollback(ctx, ""); err == nil {
+		t.Fatal("rolled back past the oldest layer")
+	}
+	if _, err = f.m.Rollback(ctx, "Nope-1-0+1"); !errors.Is(err, ErrNoEntry) {
+		t.Fatalf("rollback to a missing layer: %v", err)
+	}
+	if to, err = f.m.Rollback(ctx, "Base-2-0+1"); err != nil || to != "Base-2-0+1" {
+		t.Fatalf("rollback --to: %q %v", to, err)
+	}
+	list, _ := f.m.List()
+	var names []string
+	for _, e := range list {
+		names = append(names, e.Layer)
+	}
+	if strings.Join(names, " ") != "Base-1-0+1 Base-1-0+2 Base-2-0+1" {
+		t.Fatalf("list order %v", names)
+	}
+	// The menu lists the newest first.
+	menu := f.read("grub/imgbase.cfg")
+	if !(strings.Index(menu, "--id Base-2-0+1") < strings.Index(menu, "--id Base-1-0+2") &&
+		strings.Index(menu, "--id Base-1-0+2") < strings.Index(menu, "--id Base-1-0+1")) {
+		t.Fatalf("menu order:\n%s", menu)
+	}
+}
+
+func TestRemoveKeepsSharedFiles(t *testing.T) {
+	f := newFixture(t, map[string]string{"grub/grub.cfg": debianGrubCfg})
+	ctx := context.Background()
+	f.add("Base-1-0+1", false)
+	f.add("Base-1-0+2", false)
+	// An entry (e.g. written by a recover) that boots +2 from +1's kernel.
+	other := bls.Entry{Title: "x", Linux: "/Base-1-0+1/vmlinuz-6.1.0-18-amd64",
+		Initrd: []string{"/Base-1-0+2/initrd.img-6.1.0-18-amd64"}, Options: "img.bootid=Base-1-0+3"}
+	data, _ := other.Marshal()
+	writeFile(t, filepath.Join(f.boot, "loader/entries/Base-1-0_3.conf"), string(data))
+	if err := f.m.SetDefault(ctx, "Base-1-0+2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.m.RemoveLayer(ctx, "Base-1-0+2"); !errors.Is(err, ErrIsDefault) {
+		t.Fatalf("removing the default: %v", err)
+	}
+	if err := f.m.RemoveLayer(ctx, "Base-1-0+1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(f.boot, "loader/entries/Base-1-0_1.conf")); !os.IsNotExist(err) {
+		t.Fatal("entry not removed")
+	}
+	if f.read("Base-1-0+1/vmlinuz-6.1.0-18-amd64") != "kernel 18" {
+		t.Fatal("removed a kernel another entry uses")
+	}
+	if _, err := os.Stat(filepath.Join(f.boot, "Base-1-0+1/initrd.img-6.1.0-18-amd64")); !os.IsNotExist(err) {
+		t.Fatal("unused initrd kept")
+	}
+	if strings.Contains(f.read("grub/imgbase.cfg"), "--id Base-1-0+1 ") {
+		t.Fatal("menu still has the removed layer")
+	}
+	if err := f.m.SetDefault(ctx, "Base-1-0+3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.m.RemoveLayer(ctx, "Base-1-0+2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.m.RemoveLayer(ctx, "Base-1-0+3"); !errors.Is(err, ErrIsDefault) {
+		t.Fatal(err)
+	}
+	if f.read("Base-1-0+2/initrd.img-6.1.0-18-amd64") != "initrd 18" {
+		t.Fatal("removed an initrd another entry uses")
+	}
+	if _, err := os.Stat(filepath.Join(f.boot, "Base-1-0+2/vmlinuz-6.1.0-18-amd64")); !os.IsNotExist(err) {
+		t.Fatal("unused kernel kept")
+	}
+	f.add("Base-1-0+4", false)
+	if err := f.m.RemoveLayer(ctx, "Base-1-0+4"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(f.boot, "Base-1-0+4")); !os.IsNotExist(err) {
+		t.Fatal("empty layer directory kept")
+	}
+}
+
+// snapshot lists every file under dir with its content.
+func snapshot(t *testing.T, dir string) string {
+	var b strings.Builder
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, _ := filepath.Rel(dir, p)
+		b.WriteString(rel)
+		if !d.IsDir() {
+			data, _ := os.ReadFile(p)
+			b.WriteString(" = " + string(data))
+		}
+		b.WriteString("\n")
+		return nil
+	})
+	return b.String()
+}
+
+func TestDryChangesNothing(t *testing.T) {
+	f := newFixture(t, map[string]string{"grub/grub.cfg": debianGrubCfg})
+	ctx := context.Background()
+	f.m.Setup(ctx)
+	f.add("Base-1-0+1", false)
+	f.m.SetDefault(ctx, "Base-1-0+1")
+	before := snapshot(t, f.boot)
+	var out bytes.Buffer
+	f.m.Dry = &out
+	f.add("Base-1-0+2", true)
+	for _, err := range []error{
+		f.m.SetNext(ctx, "Base-1-0+1"),
+		f.m.RemoveLayer(ctx, "Base-1-0+2"),
+	} {
+		if err != nil && !errors.Is(err, ErrNoEntry) {
+			t.Fatal(err)
+		}
+	}
+	if after := snapshot(t, f.boot); after != before {
+		t.Fatalf("dry run changed /boot")
+	}
+	for _, s := range []string{
+		"copy " + f.srcDir + "/vmlinuz-6.1.0-18-amd64 " + f.boot + "/Base-1-0+2/vmlinuz-6.1.0-18-amd64",
+		"write " + f.boot + "/loader/entries/Base-1-0_2.conf:",
+		"  | options root=/dev/HostVG/Base-1-0+2",
+		"write " + f.boot + "/grub/imgbase.cfg:",
+		"  | try_entry=Base-1-0+2",
+	} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("dry output lacks %q:\n%s", s, out.String())
+		}
+	}
+}
+
+func TestGrubBLSUsesFileIDs(t *testing.T) {
+	f := newFixture(t, map[string]string{"grub2/grub.cfg": "set default=\"${saved_entry}\"\ninsmod blscfg\nblscfg\n"})
+	ctx := context.Background()
+	if err := f.m.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.add("Base-1-0+1", false)
+	if err := f.m.SetDefault(ctx, "Base-1-0+1"); err != nil {
+		t.Fatal(err)
+	}
+	env, _ := grubenv.Read(filepath.Join(f.boot, "grub2/grubenv"))
+	if env.Get("saved_entry") != "Base-1-0_1" {
+		t.Fatalf("saved_entry %q", env.Get("saved_entry"))
+	}
+	if d, _ := f.m.Default(); d != "Base-1-0+1" {
+		t.Fatalf("default %q", d)
+	}
+	menu := f.read("grub2/imgbase.cfg")
+	if strings.Contains(menu, "menuentry") || !strings.Contains(menu, "try_entry") {
+		t.Fatalf("blscfg fragment:\n%s", menu)
+	}
+	if !grubcfg.Wired([]byte(f.read("grub2/grub.cfg"))) {
+		t.Fatal("not wired")
+	}
+}
+
+func TestSystemdBoot(t *testing.T) {
+	f := newFixture(t, map[string]string{"loader/loader.conf": "timeout 3\ndefault old.conf\neditor no\n"})
+	ctx := context.Background()
+	f.booted("Base-1-0+1", "boot-1")
+	f.add("Base-1-0+1", false)
+	if err := f.m.SetDefault(ctx, "Base-1-0+1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.read("loader/loader.conf"); got != "timeout 3\ndefault Base-1-0_1.conf\neditor no\n" {
+		t.Fatalf("loader.conf:\n%s", got)
+	}
+	f.add("Base-2-0+1", true)
+	if got := strings.Join(f.run.Mutations(), "\n"); got != "bootctl set-oneshot Base-2-0_1.conf" {
+		t.Fatalf("commands: %s", got)
+	}
+	// Same boot: the trial is still ahead.
+	if ev, err := f.m.MarkGood(ctx); err != nil || ev.Kind != "" {
+		t.Fatalf("mark on the arming boot: %+v %v", ev, err)
+	}
+	f.booted("Base-2-0+1", "boot-2")
+	if ev, err := f.m.MarkGood(ctx); err != nil || ev.Kind != EventGood {
+		t.Fatalf("mark: %+v %v", ev, err)
+	}
+	if d, _ := f.m.Default(); d != "Base-2-0+1" {
+		t.Fatalf("default %q", d)
+	}
+	// A failed trial: the one-shot was used, the machine came back on the default.
+	f.add("Base-3-0+1", true)
+	f.booted("Base-2-0+1", "boot-4")
+	if ev, err := f.m.MarkGood(ctx); err != nil || ev.Kind != EventFallback || ev.Layer != "Base-3-0+1" {
+		t.Fatalf("mark: %+v %v", ev, err)
+	}
+	if d, _ := f.m.Default(); d != "Base-2-0+1" {
+		t.Fatalf("default %q", d)
+	}
+}
+
+func TestTryGoodAndFallbackGrub(t *testing.T) {
+	f := newFixture(t, map[string]string{"grub/grub.cfg": debianGrubCfg})
+	ctx := context.Background()
+	f.m.Setup(ctx)
+	f.add("Base-1-0+1", false)
+	f.m.SetDefault(ctx, "Base-1-0+1")
+	f.booted("Base-1-0+1", "b1")
+
+	f.add("Base-2-0+1", true)
+	if ev, _ := f.m.MarkGood(ctx); ev.Kind != "" {
+		t.Fatalf("marked before the trial boot: %+v", ev)
+	}
+	entry := grubBoot(t, f) // try -> trying, boots the new layer
+	if entry != "Base-2-0+1" {
+		t.Fatalf("trial booted %q", entry)
+	}
+	f.booted(entry, "b2")
+	ev, err := f.m.MarkGood(ctx)
+	if err != nil || ev.Kind != EventGood {
+		t.Fatalf("%+v %v", ev, err)
+	}
+	if d, _ := f.m.Default(); d != "Base-2-0+1" {
+		t.Fatalf("default %q", d)
+	}
+
+	f.add("Base-3-0+1", true)
+	if entry = grubBoot(t, f); entry != "Base-3-0+1" {
+		t.Fatalf("trial booted %q", entry)
+	}
+	// It panics: no MarkGood. The next boot falls back by itself.
+	if entry = grubBoot(t, f); entry != "Base-2-0+1" {
+		t.Fatalf("fallback booted %q", entry)
+	}
+	f.booted(entry, "b4")
+	ev, err = f.m.MarkGood(ctx)
+	if err != nil || ev.Kind != EventFallback || ev.Layer != "Base-3-0+1" {
+		t.Fatalf("%+v %v", ev, err)
+	}
+	st, err := f.m.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Default != "Base-2-0+1" || st.Try != "" || st.Running != "Base-2-0+1" {
+		t.Fatalf("status %+v", st)
+	}
+	var kinds []string
+	for _, e := range st.Events {
+		kinds = append(kinds, e.Kind+":"+e.Layer)
+	}
+	if got := strings.Join(kinds, " "); got != "set-default:Base-1-0+1 try:Base-2-0+1 good:Base-2-0+1 try:Base-3-0+1 fallback:Base-3-0+1" {
+		t.Fatalf("events %s", got)
+	}
+	if !strings.Contains(st.String(), "fallback    Base-3-0+1 (running Base-2-0+1): trial boot never reached the success mark; fell back to Base-2-0+1") {
+		t.Fatalf("status text:\n%s", st)
+	}
+	// And the default boots from now on.
+	if entry = grubBoot(t, f); entry != "Base-2-0+1" {
+		t.Fatalf("booted %q", entry)
+	}
+}
+
+// grubBoot runs the GRUB model on the fixture's grubenv, as GRUB would at
+// power-on, and returns the entry it boots.
+func grubBoot(t *testing.T, f *fixture) string {
+	t.Helper()
+	entry, saved := grubcfg.Select(f.env(), false)
+	if saved != nil {
+		if err := f.m.writeEnv(saved); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return entry
+}
+
+func TestCheckAndRecover(t *testing.T) {
+	f := newFixture(t, map[string]string{"grub/grub.cfg": debianGrubCfg})
+	ctx := context.Background()
+	f.m.Setup(ctx)
+	f.add("Base-1-0+1", false)
+	f.add("Base-1-0+2", false)
+	f.add("Gone-1-0+1", false)
+	f.m.SetDefault(ctx, "Gone-1-0+1")
+	os.Remove(filepath.Join(f.boot, "Base-1-0+2/initrd.img-6.1.0-18-amd64"))
+	layers := []Layer{f.layer("Base-1-0+1"), f.layer("Base-1-0+2"), f.layer("Base-2-0+1")}
+	ps, err := f.m.Check(ctx, layers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range ps {
+		got = append(got, string(p.Kind)+" "+p.Layer)
+	}
+	want := "no-entry Base-2-0+1|missing-file Base-1-0+2|no-layer Gone-1-0+1"
+	if strings.Join(got, "|") != want {
+		t.Fatalf("problems:\n%s\nwant\n%s", strings.Join(got, "|"), want)
+	}
+	left, err := f.m.Recover(ctx, layers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Fatalf("left after recover: %v", left)
+	}
+	if d, _ := f.m.Default(); d != "Base-2-0+1" {
+		t.Fatalf("default after recover %q", d)
+	}
+	// A damaged menu and grubenv are found and repaired too.
+	writeFile(t, filepath.Join(f.boot, "grub/imgbase.cfg"), "junk")
+	writeFile(t, filepath.Join(f.boot, "grub/grubenv"), "junk")
+	ps, _ = f.m.Check(ctx, layers)
+	got = nil
+	for _, p := range ps {
+		got = append(got, string(p.Kind))
+	}
+	if strings.Join(got, " ") != "bad-grubenv stale-menu bad-default" {
+		t.Fatalf("problems %v", got)
+	}
+	if left, err = f.m.Recover(ctx, layers); err != nil || len(left) != 0 {
+		t.Fatalf("recover: %v %v", left, err)
+	}
+}

@@ -1,0 +1,431 @@
+package boot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/imgbase/imgbase/internal/boot/grubcfg"
+	"github.com/imgbase/imgbase/internal/boot/grubenv"
+	"github.com/imgbase/imgbase/internal/command"
+)
+
+func (m *Manager) isGrub() bool { return m.Loader == GrubMenu || m.Loader == GrubBLS }
+
+func (m *Manager) readEnv() (*grubenv.Env, error) { return grubenv.Read(m.grubenvPath()) }
+
+func (m *Manager) writeEnv(e *grubenv.Env) error {
+	data, err := e.Marshal()
+	if err != nil {
+		return wrap("write "+m.grubenvPath(), err)
+	}
+	return m.files().WriteFile(m.grubenvPath(), data, 0o644)
+}
+
+// layerOf maps a loader ID back to its layer; an ID no entry has is
+// returned as it is, so that Check can report it.
+func (m *Manager) layerOf(id string) string {
+	if id == "" || m.Loader == GrubMenu {
+		return id
+	}
+	entries, _ := m.List()
+	for _, e := range entries {
+		if e.ID == id {
+			return e.Layer
+		}
+	}
+	return id
+}
+
+func (m *Manager) requireEntry(layer string) (Entry, error) {
+	entries, err := m.List()
+	if err != nil {
+		return Entry{}, err
+	}
+	e, ok := find(entries, layer)
+	if !ok {
+		return Entry{}, fmt.Errorf("cannot select %s: %w", layer, ErrNoEntry)
+	}
+	return e, nil
+}
+
+// Default returns the layer that boots by default, "" when none is set.
+func (m *Manager) Default() (string, error) {
+	switch {
+	case m.isGrub():
+		env, err := m.readEnv()
+		if err != nil {
+			return "", err
+		}
+		return m.layerOf(env.Get(grubcfg.SavedEntry)), nil
+	case m.Loader == SystemdBoot:
+		id, err := m.loaderDefault()
+		return m.layerOf(id), err
+	}
+	return "", ErrNoLoader
+}
+
+// SetDefault makes layer the default. A pending try is cancelled: the
+// admin's choice wins.
+func (m *Manager) SetDefault(ctx context.Context, layer string) error {
+	e, err := m.requireEntry(layer)
+	if err != nil {
+		return err
+	}
+	switch {
+	case m.isGrub():
+		env, err := m.readEnv()
+		if err != nil {
+			return err
+		}
+		env.Set(grubcfg.SavedEntry, e.ID)
+		env.Unset(grubcfg.TryEntry)
+		env.Unset(grubcfg.BootStatus)
+		if err := m.writeEnv(env); err != nil {
+			return err
+		}
+	case m.Loader == SystemdBoot:
+		if err := m.setLoaderDefault(e.ID); err != nil {
+			return err
+		}
+	default:
+		return ErrNoLoader
+	}
+	none := ""
+	return m.addEvent(Event{Kind: EventSetDefault, Layer: layer}, &none)
+}
+
+// SetNext makes layer boot once, at the next boot only.
+func (m *Manager) SetNext(ctx context.Context, layer string) error {
+	e, err := m.requireEntry(layer)
+	if err != nil {
+		return err
+	}
+	switch {
+	case m.isGrub():
+		env, err := m.readEnv()
+		if err != nil {
+			return err
+		}
+		env.Set(grubcfg.NextEntry, e.ID)
+		if err := m.writeEnv(env); err != nil {
+			return err
+		}
+	case m.Loader == SystemdBoot:
+		// The one-shot choice is an EFI variable systemd-boot clears
+		// itself; bootctl is the tool that writes it.
+		if _, err := m.Run.Run(ctx, command.Change("bootctl", "set-oneshot", e.ID)); err != nil {
+			return wrap("set the next boot", err)
+		}
+	default:
+		return ErrNoLoader
+	}
+	return m.addEvent(Event{Kind: EventNext, Layer: layer}, nil)
+}
+
+// Rollback makes to the default, or, when to is "", the layer before the
+// current default. It returns the layer that boots next by default.
+func (m *Manager) Rollback(ctx context.Context, to string) (string, error) {
+	if to == "" {
+		entries, err := m.List()
+		if err != nil {
+			return "", err
+		}
+		def, err := m.Default()
+		if err != nil {
+			return "", err
+		}
+		i := -1
+		for j, e := range entries {
+			if e.Layer == def {
+				i = j
+			}
+		}
+		switch {
+		case i < 0:
+			return "", fmt.Errorf("cannot roll back: the default %q has no boot entry; name a layer with --to", def)
+		case i == 0:
+			return "", fmt.Errorf("cannot roll back: %s is the oldest layer with a boot entry", def)
+		}
+		to = entries[i-1].Layer
+	}
+	if err := m.SetDefault(ctx, to); err != nil {
+		return "", fmt.Errorf("cannot roll back to %s: %w", to, err)
+	}
+	return to, nil
+}
+
+// arm makes the next boot try layer once.
+func (m *Manager) arm(ctx context.Context, layer string) error {
+	switch {
+	case m.isGrub():
+		env, err := m.readEnv()
+		if err != nil {
+			return err
+		}
+		env.Set(grubcfg.TryEntry, m.ID(layer))
+		env.Set(grubcfg.BootStatus, grubcfg.StatusTry)
+		if err := m.writeEnv(env); err != nil {
+			return err
+		}
+		return m.addEvent(Event{Kind: EventTry, Layer: layer}, &layer)
+	case m.Loader == SystemdBoot:
+		// systemd-boot: a one-shot boot of the layer is the trial; the
+		// default stays the last good layer until MarkGood. The boot id
+		// tells MarkGood on this same boot that the trial is still ahead.
+		r, err := m.readRecord()
+		if err != nil {
+			return err
+		}
+		r.Try, r.ArmedBoot = layer, m.bootID()
+		r.Events = append(r.Events, Event{Time: m.now().UTC(), Kind: EventTry, Layer: layer, Booted: m.running()})
+		if err := m.writeRecord(r); err != nil {
+			return err
+		}
+		if _, err := m.Run.Run(ctx, command.Change("bootctl", "set-oneshot", m.ID(layer))); err != nil {
+			return wrap("arm the trial boot", err)
+		}
+		return nil
+	}
+	return ErrNoLoader
+}
+
+// cancel drops a pending one-shot or try of layer (before it is removed).
+func (m *Manager) cancel(ctx context.Context, layer string) error {
+	if m.isGrub() {
+		env, err := m.readEnv()
+		if err != nil {
+			return err
+		}
+		id, changed := m.ID(layer), false
+		if env.Get(grubcfg.NextEntry) == id {
+			env.Unset(grubcfg.NextEntry)
+			changed = true
+		}
+		if env.Get(grubcfg.TryEntry) == id {
+			env.Unset(grubcfg.TryEntry)
+			env.Unset(grubcfg.BootStatus)
+			changed = true
+		}
+		if changed {
+			if err := m.writeEnv(env); err != nil {
+				return err
+			}
+		}
+	}
+	r, err := m.readRecord()
+	if err != nil {
+		return err
+	}
+	if r.Try == layer {
+		none := ""
+		return m.addEvent(Event{Kind: EventCancel, Layer: layer, Detail: "layer removed"}, &none)
+	}
+	return nil
+}
+
+// MarkGood is run once the system is up (imgbase-boot-success.service).
+// If this boot was a layer's trial, the layer becomes the default; if a
+// trial failed (GRUB fell back), that is recorded. Otherwise it does
+// nothing. It returns the event recorded, Kind "" when none.
+//
+// The record is written before grubenv: a crash between the two leaves
+// the trial unfinished, and GRUB's fallback on the next boot is recorded
+// after it.
+func (m *Manager) MarkGood(ctx context.Context) (Event, error) {
+	run := m.running()
+	switch {
+	case m.isGrub():
+		env, err := m.readEnv()
+		if err != nil {
+			return Event{}, err
+		}
+		try := m.layerOf(env.Get(grubcfg.TryEntry))
+		var ev Event
+		switch env.Get(grubcfg.BootStatus) {
+		case grubcfg.StatusTrying:
+			if run != "" && run == try {
+				ev = Event{Kind: EventGood, Layer: try, Detail: "trial boot reached the success mark; now the default"}
+				env.Set(grubcfg.SavedEntry, env.Get(grubcfg.TryEntry))
+			} else {
+				ev = Event{Kind: EventAbandoned, Layer: try, Detail: fmt.Sprintf("%s was booted instead of the trial", orNone(run))}
+			}
+		case grubcfg.StatusFailed:
+			ev = Event{Kind: EventFallback, Layer: try,
+				Detail: fmt.Sprintf("trial boot never reached the success mark; fell back to %s", orNone(m.layerOf(env.Get(grubcfg.SavedEntry))))}
+		default:
+			return Event{}, nil
+		}
+		none := ""
+		if err := m.addEvent(ev, &none); err != nil {
+			return Event{}, err
+		}
+		env.Unset(grubcfg.TryEntry)
+		env.Unset(grubcfg.BootStatus)
+		if err := m.writeEnv(env); err != nil {
+			return Event{}, err
+		}
+		m.Log.Info("boot trial finished", "kind", ev.Kind, "layer", ev.Layer, "running", run)
+		return ev, nil
+	case m.Loader == SystemdBoot:
+		r, err := m.readRecord()
+		if err != nil {
+			return Event{}, err
+		}
+		if r.Try == "" || (r.ArmedBoot != "" && r.ArmedBoot == m.bootID()) {
+			return Event{}, nil
+		}
+		ev := Event{Kind: EventFallback, Layer: r.Try, Detail: "trial boot never reached the success mark"}
+		if run == r.Try {
+			ev = Event{Kind: EventGood, Layer: r.Try, Detail: "trial boot reached the success mark; now the default"}
+		}
+		none := ""
+		if err := m.addEvent(ev, &none); err != nil {
+			return Event{}, err
+		}
+		if ev.Kind == EventGood {
+			if err := m.setLoaderDefault(m.ID(r.Try)); err != nil {
+				return Event{}, err
+			}
+		}
+		return ev, nil
+	}
+	return Event{}, ErrNoLoader
+}
+
+// Status returns the selection and the recorded history.
+func (m *Manager) Status() (Status, error) {
+	s := Status{Loader: m.Loader.String(), Running: m.running()}
+	r, err := m.readRecord()
+	if err != nil {
+		return s, err
+	}
+	s.Events = r.Events
+	switch {
+	case m.isGrub():
+		env, err := m.readEnv()
+		if err != nil {
+			return s, err
+		}
+		s.Default = m.layerOf(env.Get(grubcfg.SavedEntry))
+		s.Next = m.layerOf(env.Get(grubcfg.NextEntry))
+		if st := env.Get(grubcfg.BootStatus); st != "" {
+			s.Try, s.TryState = m.layerOf(env.Get(grubcfg.TryEntry)), st
+		}
+	case m.Loader == SystemdBoot:
+		id, err := m.loaderDefault()
+		if err != nil {
+			return s, err
+		}
+		s.Default = m.layerOf(id)
+		if r.Try != "" {
+			s.Try, s.TryState = r.Try, grubcfg.StatusTry
+		}
+	}
+	return s, nil
+}
+
+func (m *Manager) bootID() string {
+	p := m.BootIDPath
+	if p == "" {
+		p = "/proc/sys/kernel/random/boot_id"
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(data))
+}
+
+// loaderDefault reads the "default" line of systemd-boot's loader.conf.
+func (m *Manager) loaderDefault() (string, error) {
+	data, err := os.ReadFile(m.loaderConf())
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", wrap("read the boot default", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && f[0] == "default" {
+			return f[1], nil
+		}
+	}
+	return "", nil
+}
+
+// setLoaderDefault rewrites loader.conf's "default" line, keeping the rest.
+func (m *Manager) setLoaderDefault(id string) error {
+	data, err := os.ReadFile(m.loaderConf())
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return wrap("set the boot default", err)
+	}
+	var out []string
+	done := false
+	for _, line := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "default" {
+			if !done {
+				out = append(out, "default "+id)
+				done = true
+			}
+			continue
+		}
+		if line != "" || len(out) > 0 {
+			out = append(out, line)
+		}
+	}
+	if !done {
+		out = append(out, "default "+id)
+	}
+	return m.files().WriteFile(m.loaderConf(), []byte(strings.Join(out, "\n")+"\n"), 0o644)
+}
+
+// Setup wires the loader to the entries: for GRUB it writes the fragment,
+// makes grub.cfg source it (once; rerunning changes nothing) and creates
+// grubenv if missing; for systemd-boot it creates loader/entries.
+func (m *Manager) Setup(ctx context.Context) error {
+	if m.Loader == LoaderNone {
+		return ErrNoLoader
+	}
+	f := m.files()
+	if err := f.MkdirAll(m.entriesDir()); err != nil {
+		return err
+	}
+	if !m.isGrub() {
+		return nil
+	}
+	entries, err := m.List()
+	if err != nil {
+		return err
+	}
+	if err := m.writeFragment(ctx, entries); err != nil {
+		return err
+	}
+	cfg, err := os.ReadFile(m.grubCfgPath())
+	if err != nil {
+		return wrap("wire GRUB", err)
+	}
+	if wired, changed := grubcfg.Wire(cfg); changed {
+		if err := f.WriteFile(m.grubCfgPath(), wired, 0o644); err != nil {
+			return err
+		}
+		m.Log.Info("grub.cfg now sources the imgbase menu", "path", m.grubCfgPath())
+	}
+	data, err := os.ReadFile(m.grubenvPath())
+	if err == nil && len(data) == grubenv.Size {
+		if _, perr := grubenv.Parse(data); perr == nil {
+			return nil
+		}
+	}
+	// Missing, damaged or not 1024 bytes: rewrite it in shape, keeping
+	// what can be read. GRUB could not read a damaged one either.
+	env, err := m.readEnv()
+	if err != nil {
+		m.Log.Warn("grubenv unreadable; writing an empty one", "path", m.grubenvPath(), "err", err)
+		env = grubenv.New()
+	}
+	return m.writeEnv(env)
+}
