@@ -241,3 +241,23 @@ func FuzzParseAccounts(f *testing.F) {
 		}
 	})
 }
+
+func TestRenumberedUserFollowedWhenAdminLeftPasswdAlone(t *testing.T) {
+	needRoot(t)
+	f := newFixture(t)
+	writeFile(t, filepath.Join(f.newL, "etc/passwd"), strings.Replace(baseFiles["etc/passwd"], "sshd:x:100:", "sshd:x:101:", 1), 0o644)
+	writeFile(t, filepath.Join(f.newL, "etc/group"), strings.Replace(baseFiles["etc/group"], "games:x:60:", "games:x:61:", 1), 0o644)
+	key := filepath.Join(f.running, "etc/ssh/key")
+	writeFile(t, key, "k\n", 0o600)
+	if err := os.Lchown(key, 100, 60); err != nil {
+		t.Fatal(err)
+	}
+	rep := f.run()
+	if st := lstat(t, filepath.Join(f.newL, "etc/ssh/key")); st.Uid != 101 || st.Gid != 61 {
+		t.Errorf("owner %d:%d, want 101:61", st.Uid, st.Gid)
+	}
+	assertContent(t, filepath.Join(f.newL, "etc/passwd"), strings.Replace(baseFiles["etc/passwd"], "sshd:x:100:", "sshd:x:101:", 1))
+	if len(rep.Remapped) != 2 {
+		t.Errorf("remapped = %+v", rep.Remapped)
+	}
+}

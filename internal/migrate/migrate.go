@@ -379,10 +379,10 @@ func (m *merger) mergeDir(ctx context.Context, o, r, n *node, ndir int, name, re
 		}
 	}
 	for _, c := range sortedKeys(names) {
-		if skip[c] {
+		crel := rel + "/" + c
+		if skip[c] || generated[crel] {
 			continue
 		}
-		crel := rel + "/" + c
 		co, cr, cn, err := m.stat3(ofd, rfd, nfd, c, crel)
 		if err != nil {
 			return err
@@ -397,6 +397,20 @@ func (m *merger) mergeDir(ctx context.Context, o, r, n *node, ndir int, name, re
 		}
 	}
 	return fsyncDir(nfd, rel)
+}
+
+// generated are files tools rebuild from other configuration: carrying the
+// running layer's would only produce conflicts (the shadow-utils backups)
+// or point the new base at the old one's libraries (ld.so.cache). The new
+// image's version always stays.
+var generated = map[string]bool{
+	"etc/ld.so.cache": true,
+	"etc/passwd-":     true,
+	"etc/group-":      true,
+	"etc/shadow-":     true,
+	"etc/gshadow-":    true,
+	"etc/.pwd.lock":   true,
+	"etc/.updated":    true,
 }
 
 // dirMeta gives an existing directory of the new layer r's owner, mode and
@@ -529,17 +543,6 @@ func (m *merger) accounts(ofd, rfd, nfd int) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		if same {
-			continue // untouched by the admin: the image's stays
-		}
-		odb := &accountDB{index: map[string]int{}}
-		if o != nil {
-			data, err := o.readAll()
-			if err != nil {
-				return nil, err
-			}
-			odb = parseAccounts(data)
-		}
 		rdata, err := r.readAll()
 		if err != nil {
 			return nil, err
@@ -549,6 +552,21 @@ func (m *merger) accounts(ofd, rfd, nfd int) ([]string, error) {
 			return nil, err
 		}
 		rdb, ndb := parseAccounts(rdata), parseAccounts(ndata)
+		if same {
+			// Untouched by the admin: the image's stays, but the
+			// image may have renumbered a user that owns the
+			// admin's files.
+			m.remap(f, rdb, ndb)
+			continue
+		}
+		odb := &accountDB{index: map[string]int{}}
+		if o != nil {
+			data, err := o.readAll()
+			if err != nil {
+				return nil, err
+			}
+			odb = parseAccounts(data)
+		}
 		out, notes := mergeAccounts(f, odb, rdb, ndb)
 		shown := "/" + rel
 		for _, nt := range notes {
@@ -557,14 +575,7 @@ func (m *merger) accounts(ofd, rfd, nfd int) ([]string, error) {
 				m.rep.Conflicts = append(m.rep.Conflicts, Conflict{Path: shown, Reason: nt.detail})
 			}
 		}
-		switch f.file {
-		case "passwd":
-			m.uidMap = idRemap(f, rdb, out)
-			m.rep.Remapped = append(m.rep.Remapped, remaps("uid", m.uidMap)...)
-		case "group":
-			m.gidMap = idRemap(f, rdb, out)
-			m.rep.Remapped = append(m.rep.Remapped, remaps("gid", m.gidMap)...)
-		}
+		m.remap(f, rdb, out)
 		// Owner, mode and labels: the image's, unless only the admin
 		// changed them.
 		src := n
@@ -580,9 +591,21 @@ func (m *merger) accounts(ofd, rfd, nfd int) ([]string, error) {
 		if err := writeFileAt(nfd, f.file, rel, data, mt); err != nil {
 			return nil, err
 		}
-		m.rep.Kept = append(m.rep.Kept, shown+" (merged by name)")
+		m.rep.Kept = append(m.rep.Kept, shown)
 	}
 	return done, nil
+}
+
+// remap records the id changes of passwd or group for copied files.
+func (m *merger) remap(f accountFormat, running, merged *accountDB) {
+	switch f.file {
+	case "passwd":
+		m.uidMap = idRemap(f, running, merged)
+		m.rep.Remapped = append(m.rep.Remapped, remaps("uid", m.uidMap)...)
+	case "group":
+		m.gidMap = idRemap(f, running, merged)
+		m.rep.Remapped = append(m.rep.Remapped, remaps("gid", m.gidMap)...)
+	}
 }
 
 func remaps(what string, ids map[uint32]uint32) []Remap {

@@ -408,3 +408,21 @@ func TestExtraPaths(t *testing.T) {
 		t.Errorf("added = %v", rep.Added)
 	}
 }
+
+func TestGeneratedFilesTakenFromImage(t *testing.T) {
+	f := newFixture(t)
+	for _, root := range []string{f.old, f.running, f.newL} {
+		writeFile(t, filepath.Join(root, "etc/passwd-"), "old backup\n", 0o600)
+		writeFile(t, filepath.Join(root, "etc/ld.so.cache"), "cache v1", 0o644)
+	}
+	writeFile(t, filepath.Join(f.running, "etc/passwd-"), "admin backup\n", 0o600)
+	writeFile(t, filepath.Join(f.running, "etc/ld.so.cache"), "cache admin", 0o644)
+	writeFile(t, filepath.Join(f.newL, "etc/passwd-"), "image backup\n", 0o600)
+	writeFile(t, filepath.Join(f.newL, "etc/ld.so.cache"), "cache v2", 0o644)
+	rep := f.run()
+	assertContent(t, filepath.Join(f.newL, "etc/passwd-"), "image backup\n")
+	assertContent(t, filepath.Join(f.newL, "etc/ld.so.cache"), "cache v2")
+	if rep.Conflicted() {
+		t.Errorf("conflicts on generated files: %+v", rep.Conflicts)
+	}
+}
