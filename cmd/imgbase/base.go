@@ -16,6 +16,8 @@ func (a *app) baseCommand() *cobra.Command {
 		add, latest     bool
 		remove, ofLayer string
 		sizeArg         string
+		pin, unpin      string
+		img             imageFlags
 	)
 	c := &cobra.Command{
 		Use:   "base (--add [NVR] --size SIZE [IMAGE] | --remove NVR | --latest | --of-layer LAYER)",
@@ -26,8 +28,8 @@ func (a *app) baseCommand() *cobra.Command {
   imgbase base --remove Base-1-0`,
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if countTrue(add, latest, remove != "", ofLayer != "") != 1 {
-				return usagef("say one of --add, --remove, --latest or --of-layer; see 'imgbase base --help'")
+			if countTrue(add, latest, remove != "", ofLayer != "", pin != "", unpin != "") != 1 {
+				return usagef("say one of --add, --remove, --latest, --of-layer, --pin or --unpin; see 'imgbase base --help'")
 			}
 			if !add && len(args) > 0 {
 				return usagef("unexpected argument %q; see 'imgbase base --help'", args[0])
@@ -42,14 +44,12 @@ func (a *app) baseCommand() *cobra.Command {
 				if sizeArg == "" && image == "" {
 					return usagef("--add of an empty base needs --size, e.g. --size 10G")
 				}
-				if sizeArg != "" {
-					var err error
-					if bytes, err = size.Parse(sizeArg); err != nil {
-						return usagef("%v", err)
-					}
+				var err error
+				if bytes, err = parseOptionalSize(sizeArg); err != nil {
+					return err
 				}
 			}
-			s, err := a.open(cmd.Context(), add || remove != "")
+			s, err := a.open(cmd.Context(), add || remove != "" || pin != "" || unpin != "")
 			if err != nil {
 				return err
 			}
@@ -65,7 +65,7 @@ func (a *app) baseCommand() *cobra.Command {
 				}
 				return nil
 			case add:
-				res, err := s.host.AddBaseFromImage(ctx, host.ImageRequest{Image: image, NVR: name, Size: bytes})
+				res, err := s.host.AddBaseFromImage(ctx, host.ImageRequest{Image: image, NVR: name, Size: bytes, Progress: a.progressFunc(), Verify: img.options()})
 				if err != nil {
 					return err
 				}
@@ -76,6 +76,8 @@ func (a *app) baseCommand() *cobra.Command {
 					a.printf("Added base %s from %s\n", res.Base, image)
 				}
 				return nil
+			case pin != "" || unpin != "":
+				return s.host.Pin(ctx, pin+unpin, pin != "")
 			case remove != "":
 				if err := s.host.RemoveBase(ctx, remove); err != nil {
 					return err
@@ -112,6 +114,9 @@ func (a *app) baseCommand() *cobra.Command {
 	f.BoolVar(&latest, "latest", false, "print the newest base")
 	f.StringVar(&ofLayer, "of-layer", "", "print the base of `LAYER`")
 	f.StringVar(&sizeArg, "size", "", "size of the base's LV, e.g. 1G (default: the image's filesystem size)")
+	f.StringVar(&pin, "pin", "", "keep base `NVR` when old bases are removed after an update")
+	f.StringVar(&unpin, "unpin", "", "let base `NVR` be removed again")
+	img.register(f)
 	return c
 }
 
@@ -136,4 +141,16 @@ func looksLikeFile(s string) bool {
 	}
 	_, err := os.Stat(s)
 	return err == nil
+}
+
+// parseOptionalSize reads --size; "" is 0 (let imgbase choose).
+func parseOptionalSize(s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := size.Parse(s)
+	if err != nil {
+		return 0, usagef("%v", err)
+	}
+	return n, nil
 }

@@ -102,7 +102,7 @@ writable layer (a thin snapshot of a base); each layer has its own boot entry.`,
 	pf.StringVar(&a.lockPath, "lock-file", "/run/imgbase.lock", "lock taken by commands that change the system")
 	pf.StringVar(&a.lockTimeout, "lock-timeout", "60s", "how long to wait for another imgbase to finish")
 	_ = pf.MarkHidden("lock-file")
-	root.AddCommand(a.layoutCommand(), a.baseCommand(), a.layerCommand())
+	root.AddCommand(a.layoutCommand(), a.baseCommand(), a.layerCommand(), a.updateCommand())
 	return root
 }
 
@@ -111,5 +111,15 @@ func (a *app) logger() *slog.Logger {
 	if a.debug {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+	opts := &slog.HandlerOptions{Level: level}
+	if !a.debug {
+		// Without --debug only warnings show: keep them short.
+		opts.ReplaceAttr = func(groups []string, attr slog.Attr) slog.Attr {
+			if len(groups) == 0 && attr.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return attr
+		}
+	}
+	return slog.New(slog.NewTextHandler(a.stderr, opts))
 }

@@ -175,7 +175,8 @@ func TestExitCodesAndRefusals(t *testing.T) {
 		{"layer --remove Nope-1-0+1", 1, "no such layer"},
 		{"layer --add Nope-1-0", 1, "no such base or layer"},
 		{"base --add Base-1-0 --size 1G", 1, "exists"},
-		{"base --add Bad/Name-1-0 --size 1G", 1, "cannot"},
+		{"base --add Bad!Name-1-0 --size 1G", 1, "cannot add base"},
+		{"base --add --size 1G /nonexistent/image.img", 1, "no such file"},
 		{"layout --init", 1, "already managed"},
 		{"base --of-layer Nope", 1, "cannot find layer"},
 	} {

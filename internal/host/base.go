@@ -84,3 +84,23 @@ func (h *Host) RemoveBase(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// Pin exempts a base from garbage collection (pin true) or makes it
+// collectable again.
+func (h *Host) Pin(ctx context.Context, name string, pin bool) error {
+	t, err := h.managed(ctx)
+	if err != nil {
+		return err
+	}
+	b := t.Base(name)
+	if b == nil {
+		return refuse("cannot pin %q: no such base; see 'imgbase layout --bases'", name)
+	}
+	if b.LV.HasTag(lvm.TagPinned) == pin {
+		return nil
+	}
+	if pin {
+		return h.lvm().AddLVTag(ctx, t.VG, name, lvm.TagPinned)
+	}
+	return h.lvm().DelLVTag(ctx, t.VG, name, lvm.TagPinned)
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/imgbase/imgbase/internal/command"
 	"github.com/imgbase/imgbase/internal/image"
 	"github.com/imgbase/imgbase/internal/image/sparse"
+	"github.com/imgbase/imgbase/internal/image/verify"
 	"github.com/imgbase/imgbase/internal/layout"
 	"github.com/imgbase/imgbase/internal/lvm"
 )
@@ -27,6 +28,20 @@ type ImageRequest struct {
 	Size uint64
 	// Progress, when set, is told how many bytes of the image are done.
 	Progress func(done, total int64)
+	Verify   verify.Options
+}
+
+// verify checks the image's checksum and signature as configured. It
+// reads the file once and changes nothing, so dry runs do it too.
+func (h *Host) verify(ctx context.Context, req ImageRequest) (verify.Result, error) {
+	res, err := verify.Check(ctx, req.Image, req.Verify)
+	if err != nil {
+		return res, refuse("%v", err)
+	}
+	if !res.Verified() {
+		h.Log.Warn("the image is neither checksummed nor signed", "image", req.Image)
+	}
+	return res, nil
 }
 
 // BaseResult says what AddBaseFromImage made.
@@ -52,6 +67,9 @@ func (h *Host) AddBaseFromImage(ctx context.Context, req ImageRequest) (*BaseRes
 		return nil, err
 	}
 	defer im.Close()
+	if _, err := h.verify(ctx, req); err != nil {
+		return nil, err
+	}
 	return h.addBase(ctx, &undo{log: h.Log}, t, im, req)
 }
 
@@ -149,18 +167,22 @@ func (h *Host) writeImage(ctx context.Context, dev string, im *image.Image, chun
 var ErrNoSpace = errors.New("not enough space")
 
 // preflightPool refuses an image whose data cannot fit in the pool's free
-// space. The data is estimated from the blocks the image file occupies
-// (a sparse file's holes hold nothing), at worst the filesystem size.
+// space.
 func (h *Host) preflightPool(pool *lvm.LV, im *image.Image) error {
-	need := uint64(im.Size)
-	var st unix.Stat_t
-	if err := unix.Stat(im.FSPath(), &st); err == nil && st.Blocks > 0 && uint64(st.Blocks)*512 < need {
-		need = uint64(st.Blocks) * 512
-	}
+	need := uint64(imageData(im))
 	free := pool.DataFree()
 	if need > free {
 		return refuse("cannot add a base from %s: %v in pool %s: needs %dM, %dM free; remove an old base ('imgbase base --remove NVR') or extend the pool ('lvextend -L +SIZE %s')",
 			im.Path, ErrNoSpace, pool.Name, need>>20, free>>20, pool.FullName())
 	}
 	return nil
+}
+
+// allocated returns the bytes a file occupies on disk, or 0.
+func allocated(path string) int64 {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0
+	}
+	return st.Blocks * 512
 }

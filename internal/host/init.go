@@ -95,7 +95,7 @@ func (h *Host) initSteps(ctx context.Context, u *undo, all []lvm.LV, src *lvm.LV
 	if base == nil {
 		return fmt.Errorf("cannot find the new base %s in the layout", name)
 	}
-	_, err = h.createLayer(ctx, u, t, base, name, layerName)
+	_, err = h.createLayer(ctx, u, t, base, name, layerName, layerSetup{})
 	return err
 }
 

@@ -51,7 +51,7 @@ func (h *Host) AddLayer(ctx context.Context, target string) (*LayerResult, error
 		return nil, refuse("cannot add layer %s: an LV of that name exists in %s; remove or rename it first", name, t.VG)
 	}
 	u := &undo{log: h.Log}
-	res, err := h.createLayer(ctx, u, t, base, origin, name)
+	res, err := h.createLayer(ctx, u, t, base, origin, name, layerSetup{})
 	if err != nil {
 		return nil, u.rollback(ctx, err)
 	}
@@ -79,9 +79,18 @@ func layerOrigin(t *layout.Tree, target string) (*layout.Base, string, error) {
 	return nil, "", refuse("cannot add a layer on %q: no such base or layer; see 'imgbase layout'", target)
 }
 
+// layerSetup is what a verb adds to the preparation of a new layer.
+type layerSetup struct {
+	// fill runs with the new layer mounted at mnt, before its fstab is
+	// written (update carries the admin's configuration here).
+	fill func(ctx context.Context, mnt string) error
+	// try boots the layer first in try mode.
+	try bool
+}
+
 // createLayer snapshots origin as layer name of base and prepares its
 // filesystem, pushing undo steps onto u.
-func (h *Host) createLayer(ctx context.Context, u *undo, t *layout.Tree, base *layout.Base, origin, name string) (*LayerResult, error) {
+func (h *Host) createLayer(ctx context.Context, u *undo, t *layout.Tree, base *layout.Base, origin, name string, setup layerSetup) (*LayerResult, error) {
 	h.Log.Info("adding layer", "layer", name, "origin", origin)
 	err := h.lvm().Snapshot(ctx, t.VG, origin, name, lvm.SnapshotOpts{
 		Tags:     []string{lvm.TagLayer},
@@ -102,7 +111,7 @@ func (h *Host) createLayer(ctx context.Context, u *undo, t *layout.Tree, base *l
 		res.NoFS = true
 		return res, nil
 	}
-	if err := h.prepareLayer(ctx, u, t, base, name, dev, fstype); err != nil {
+	if err := h.prepareLayer(ctx, u, t, base, name, dev, fstype, setup); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -126,7 +135,7 @@ func (h *Host) layerFSType(ctx context.Context, t *layout.Tree, origin, dev stri
 
 // prepareLayer gives a new layer its own filesystem UUID, makes its fstab
 // name it as / with discard, and writes its boot entry.
-func (h *Host) prepareLayer(ctx context.Context, u *undo, t *layout.Tree, base *layout.Base, name, dev, fstype string) error {
+func (h *Host) prepareLayer(ctx context.Context, u *undo, t *layout.Tree, base *layout.Base, name, dev, fstype string, setup layerSetup) error {
 	mnt := h.mountPoint(name)
 	if err := h.mkdir(mnt); err != nil {
 		return err
@@ -141,7 +150,13 @@ func (h *Host) prepareLayer(ctx context.Context, u *undo, t *layout.Tree, base *
 	if err := h.fs().Mount(ctx, dev, mnt, fstype, opts...); err != nil {
 		return err
 	}
-	err := h.editLayer(ctx, t, base, name, dev, fstype, mnt)
+	var err error
+	if setup.fill != nil {
+		err = setup.fill(ctx, mnt)
+	}
+	if err == nil {
+		err = h.editLayer(ctx, t, base, name, dev, fstype, mnt, setup.try)
+	}
 	if uerr := h.fs().Unmount(ctx, mnt); uerr != nil && err == nil {
 		err = uerr
 	}
@@ -158,7 +173,7 @@ func (h *Host) prepareLayer(ctx context.Context, u *undo, t *layout.Tree, base *
 }
 
 // editLayer changes files inside the mounted layer.
-func (h *Host) editLayer(ctx context.Context, t *layout.Tree, base *layout.Base, name, dev, fstype, mnt string) error {
+func (h *Host) editLayer(ctx context.Context, t *layout.Tree, base *layout.Base, name, dev, fstype, mnt string, try bool) error {
 	fstabPath := filepath.Join(mnt, "etc/fstab")
 	var old []byte
 	if !h.dry() {
@@ -176,7 +191,7 @@ func (h *Host) editLayer(ctx context.Context, t *layout.Tree, base *layout.Base,
 	}
 	return h.Boot.AddLayer(ctx, BootLayer{
 		Name: name, Base: base.Name(), VG: t.VG, Dev: dev, Mnt: mnt,
-		Latest: base == t.LatestBase(),
+		Latest: base == t.LatestBase(), Try: try,
 	})
 }
 

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/imgbase/imgbase/internal/host"
+	"github.com/imgbase/imgbase/internal/image/progress"
+	"github.com/imgbase/imgbase/internal/image/verify"
+)
+
+// imageFlags are the flags of every command that installs an image.
+type imageFlags struct {
+	sha256, keysDir, signature string
+	insecure                   bool
+}
+
+func (f *imageFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.sha256, "sha256", "", "expected SHA-256 of the image (default: IMAGE.sha256 when present)")
+	fs.StringVar(&f.keysDir, "keys-dir", verify.DefaultKeysDir, "trusted minisign public keys (*.pub)")
+	fs.StringVar(&f.signature, "signature", "", "detached minisign signature (default: IMAGE.minisig)")
+	fs.BoolVar(&f.insecure, "insecure", false, "accept an unsigned image even when keys are configured")
+}
+
+func (f *imageFlags) options() verify.Options {
+	return verify.Options{SHA256: f.sha256, KeysDir: f.keysDir, Signature: f.signature, Insecure: f.insecure}
+}
+
+// progressFunc shows the image write on stderr: a bar on a terminal, plain
+// lines otherwise, JSON lines with --json.
+func (a *app) progressFunc() func(done, total int64) {
+	var r *progress.Reporter
+	return func(done, total int64) {
+		if r == nil {
+			r = progress.New(a.stderr, progress.ModeFor(a.stderr, a.json), "writing image", total)
+		}
+		r.Update(done)
+		if done >= total {
+			r.Finish()
+		}
+	}
+}
+
+func (a *app) updateCommand() *cobra.Command {
+	var (
+		format, sizeArg, nvrArg string
+		img                     imageFlags
+	)
+	c := &cobra.Command{
+		Use:   "update [--format raw|liveimg] IMAGE",
+		Short: "Install an image as a new base with a first layer carrying the running configuration",
+		Long: `update verifies IMAGE (sha256, minisign signature), checks there is room, installs it as a new
+base, adds its first layer, carries the admin's /etc over from the running layer (three-way merge; a
+conflict keeps the admin's file and puts the image's beside it as FILE.imgnew), gives the layer a boot
+entry that is tried once, and then removes bases beyond images_to_keep.`,
+		Example: `  imgbase update /var/tmp/node-4.5-1.squashfs.img
+  imgbase update --format raw --sha256 3b1f… rootfs.img`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if format != "" && format != "raw" && format != "liveimg" {
+				return usagef("unknown --format %q: use raw or liveimg", format)
+			}
+			bytes, err := parseOptionalSize(sizeArg)
+			if err != nil {
+				return err
+			}
+			s, err := a.open(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			keep, err := s.cfg.ImagesToKeep()
+			if err != nil {
+				return err
+			}
+			res, err := s.host.Update(cmd.Context(), host.UpdateRequest{
+				ImageRequest: host.ImageRequest{Image: args[0], NVR: nvrArg, Size: bytes, Progress: a.progressFunc(), Verify: img.options()},
+				Format:       format, Keep: keep,
+			})
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(res)
+			}
+			if a.dry {
+				return nil
+			}
+			a.printf("Installed base %s and layer %s; configuration carried from %s\n", res.Base.Base, res.Layer, res.From)
+			if res.Migration != nil {
+				a.printf("%s", res.Migration.Text())
+			}
+			for _, b := range res.Removed {
+				a.printf("Removed old base %s\n", b)
+			}
+			a.printf("Reboot to try %s; if it does not come up, the next boot returns to %s\n", res.Layer, res.From)
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&format, "format", "", "image format: raw (ext4/XFS) or liveimg (squashfs with LiveOS/rootfs.img); default: detect")
+	f.StringVar(&sizeArg, "size", "", "size of the new base's LV (default: the image's filesystem size)")
+	f.StringVar(&nvrArg, "nvr", "", "name of the new base (default: from the image's build metadata)")
+	img.register(f)
+	return c
+}
