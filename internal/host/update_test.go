@@ -1,0 +1,85 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/imgbase/imgbase/internal/command"
+	"github.com/imgbase/imgbase/internal/command/commandtest"
+)
+
+// makeExt4 makes a raw ext4 image of size MiB in a temp dir.
+func makeExt4(t *testing.T, mib int) string {
+	t.Helper()
+	if _, err := exec.LookPath("mkfs.ext4"); err != nil {
+		t.Skip("mkfs.ext4 is not installed (apt-get install e2fsprogs)")
+	}
+	p := filepath.Join(t.TempDir(), "rootfs.img")
+	f, _ := os.Create(p)
+	f.Truncate(int64(mib) << 20)
+	f.Close()
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", p).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v %s", err, out)
+	}
+	return p
+}
+
+// passReads answers lvs and blkid from the recorder, runs the other
+// read-only commands (e2fsck -fn and debugfs on image files) for real, and
+// records every mutating command without running it.
+type passReads struct{ rec *commandtest.Recorder }
+
+func (p passReads) Run(ctx context.Context, c command.Cmd) ([]byte, error) {
+	if c.Mutating || c.Argv[0] == "lvs" || c.Argv[0] == "blkid" {
+		return p.rec.Run(ctx, c)
+	}
+	return command.Exec{}.Run(ctx, c)
+}
+
+func TestUpdateRefusalsCreateNothing(t *testing.T) {
+	img := makeExt4(t, 64)
+	zeros := filepath.Join(t.TempDir(), "zeros.img")
+	os.WriteFile(zeros, make([]byte, 1<<20), 0o644)
+	truncated := filepath.Join(t.TempDir(), "short.img")
+	data, _ := os.ReadFile(img)
+	os.WriteFile(truncated, data[:8<<20], 0o644)
+	for _, tc := range []struct {
+		name   string
+		report string
+		minor  int
+		req    UpdateRequest
+		want   string
+	}{
+		{"not on a layer", "running", 99, UpdateRequest{ImageRequest: ImageRequest{Image: img, NVR: "Base-3-0"}}, "not on a layer"},
+		{"unknown format", "running", 5, UpdateRequest{ImageRequest: ImageRequest{Image: zeros, NVR: "Base-3-0"}}, "unknown image format"},
+		{"truncated", "running", 5, UpdateRequest{ImageRequest: ImageRequest{Image: truncated, NVR: "Base-3-0"}}, "truncated"},
+		{"missing", "running", 5, UpdateRequest{ImageRequest: ImageRequest{Image: "/nonexistent.img", NVR: "Base-3-0"}}, "no such file"},
+		{"too large for size", "running", 5, UpdateRequest{ImageRequest: ImageRequest{Image: img, NVR: "Base-3-0", Size: 32 << 20}}, "larger than"},
+		{"wrong format", "running", 5, UpdateRequest{ImageRequest: ImageRequest{Image: img, NVR: "Base-3-0"}, Format: "liveimg"}, "not liveimg"},
+		{"bad checksum", "running", 5, UpdateRequest{ImageRequest: ImageRequest{Image: img, NVR: "Base-3-0"}}, "checksum"},
+		{"pool full", "full", 5, UpdateRequest{ImageRequest: ImageRequest{Image: img, NVR: "Base-3-0"}}, "not enough space"},
+		{"name taken", "running", 5, UpdateRequest{ImageRequest: ImageRequest{Image: img, NVR: "Base-2-0"}}, "exists"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, tc.report, 254, tc.minor)
+			f.h.Run = passReads{f.rec}
+			if tc.name == "bad checksum" {
+				tc.req.Verify.SHA256 = strings.Repeat("0", 64)
+			}
+			tc.req.Verify.KeysDir = t.TempDir()
+			_, err := f.h.Update(context.Background(), tc.req)
+			var r *ErrRefused
+			if !errors.As(err, &r) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want a refusal containing %q", err, tc.want)
+			}
+			if m := f.rec.Mutations(); len(m) != 0 {
+				t.Errorf("a refusal ran %v", m)
+			}
+		})
+	}
+}
