@@ -155,12 +155,16 @@ func (m *Manager) AddLayer(ctx context.Context, l Layer, try bool) (Entry, error
 	if title == "" {
 		title = l.Name
 	}
+	carried, extra := cmdline.Carry(m.readCmdline()), l.CmdlineExtra
+	if try {
+		extra = withPanicReboot(carried, extra)
+	}
 	e := bls.Entry{
 		Title:   fmt.Sprintf("%s (%s)", title, l.Name),
 		Version: k.Version,
 		Linux:   path.Join("/", l.Name, k.Linux),
 		Initrd:  []string{path.Join("/", l.Name, k.Initrd)},
-		Options: cmdline.Layer(l.VG, l.lv(), l.Name, cmdline.Carry(m.readCmdline()), l.CmdlineExtra),
+		Options: cmdline.Layer(l.VG, l.lv(), l.Name, carried, extra),
 	}
 	data, err := e.Marshal()
 	if err != nil {
@@ -313,4 +317,17 @@ func (m *Manager) bootFS(ctx context.Context) (uuid, module string) {
 		module = map[string]string{"xfs": "xfs", "btrfs": "btrfs", "vfat": "fat"}[f[1]]
 	}
 	return f[0], module
+}
+
+// PanicReboot is added to a trial layer's options unless a panic= is
+// there already: a kernel that panics must reboot for GRUB to fall back.
+const PanicReboot = "panic=10"
+
+func withPanicReboot(carried, extra []string) []string {
+	for _, a := range append(append([]string(nil), carried...), extra...) {
+		if cmdline.Key(a) == "panic" {
+			return extra
+		}
+	}
+	return append(append([]string(nil), extra...), PanicReboot)
 }

@@ -19,6 +19,21 @@
 // follow the layers; SetDefault, SetNext, Rollback select; MarkGood runs at
 // every boot; Check and Recover repair drift. /boot is a separate partition
 // mounted at the Manager's Boot, so paths in entries are relative to it.
+//
+// What the initramfs needs to activate a layer (options written by AddLayer:
+// root=/dev/<vg>/<lv> rd.lvm.lv=<vg>/<lv> img.bootid=<layer>):
+//   - dracut (Fedora, EL): rd.lvm.lv= is required (without it, and without
+//     rd.auto, dracut drops LVM activation); its lvm_scan.sh runs
+//     "lvchange --yes -K -ay <vg>/<lv>", so only the booted layer is
+//     activated, activation skip or not.
+//   - Debian initramfs-tools: rd.lvm.lv= is ignored; udev's 69-lvm.rules
+//     autoactivate the VG, which skips LVs flagged activation-skip, so every
+//     layer must be "lvchange -kn" (measured, vm-notes.md); root= names the
+//     LV to mount.
+//
+// A trial layer gets panic=10 (PanicReboot) unless a panic= is set: a
+// panicking kernel must reboot for GRUB to fall back. A trial that hangs
+// (emergency shell) falls back at the next reboot, whoever triggers it.
 package boot
 
 import (
