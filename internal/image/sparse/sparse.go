@@ -22,7 +22,7 @@ import (
 // MaxBuffer is the size of one read buffer. Three are in flight, so the
 // copy holds about 3 × MaxBuffer (plus, rarely, one unit of zeros)
 // whatever the image size.
-const MaxBuffer = 4 << 20
+const MaxBuffer = 2 << 20
 
 // buffers in flight: one being read, one being written, one spare so
 // neither side waits on the other for a full turn.
