@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/imgbase/imgbase/internal/boot"
 	"github.com/imgbase/imgbase/internal/command"
 	"github.com/imgbase/imgbase/internal/config"
 	"github.com/imgbase/imgbase/internal/host"
@@ -24,7 +26,9 @@ type environment struct {
 
 // session is one command's view of the host, with the lock it holds.
 type session struct {
+	ctx     context.Context
 	host    *host.Host
+	boot    host.BootManager
 	cfg     *config.Config
 	release func()
 }
@@ -64,7 +68,19 @@ func (a *app) open(ctx context.Context, mutating bool) (*session, error) {
 		Run: runner, Log: log, Out: a.stdout, Root: env.Root,
 		RootDevice: env.RootDevice, RootFSType: env.RootFSType, MountDir: env.MountDir,
 	}
-	s := &session{host: h, cfg: cfg}
+	bootDir := filepath.Join(env.Root, "boot")
+	bm := boot.New(bootDir, log)
+	bm.Run = runner
+	bm.Less = layerLess
+	if a.dry {
+		bm.Dry = a.stdout
+	}
+	if env.Root != "/" {
+		bm.Cmdline = filepath.Join(env.Root, "proc/cmdline")
+		bm.BootIDPath = filepath.Join(env.Root, "proc/sys/kernel/random/boot_id")
+	}
+	s := &session{ctx: ctx, host: h, cfg: cfg, boot: host.BootManager{M: bm, HostBoot: bootDir}}
+	h.Boot = s.boot
 	if mutating && !a.dry {
 		release, err := a.lock(ctx)
 		if err != nil {
@@ -97,3 +113,6 @@ func (a *app) printf(format string, args ...any) {
 	}
 	fmt.Fprintf(a.stdout, format, args...)
 }
+
+// layerLess orders layers by base NVR (rpmvercmp), then layer number.
+func layerLess(a, b string) bool { return boot.LayerLess(a, b) }

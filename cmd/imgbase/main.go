@@ -102,7 +102,8 @@ writable layer (a thin snapshot of a base); each layer has its own boot entry.`,
 	pf.StringVar(&a.lockPath, "lock-file", "/run/imgbase.lock", "lock taken by commands that change the system")
 	pf.StringVar(&a.lockTimeout, "lock-timeout", "60s", "how long to wait for another imgbase to finish")
 	_ = pf.MarkHidden("lock-file")
-	root.AddCommand(a.layoutCommand(), a.baseCommand(), a.layerCommand(), a.updateCommand())
+	root.AddCommand(a.layoutCommand(), a.baseCommand(), a.layerCommand(), a.updateCommand(),
+		a.bootCommand(), a.rollbackCommand(), a.checkCommand())
 	return root
 }
 

@@ -38,6 +38,16 @@ func newCLI(t *testing.T, report string, minor int) *cli {
 		os.MkdirAll(filepath.Join(mnt, l, "etc"), 0o755)
 		os.WriteFile(filepath.Join(mnt, l, "etc/fstab"), []byte("/dev/mapper/HostVG-root / ext4 defaults 0 1\n"), 0o644)
 	}
+	// A Debian /boot: kernel, initramfs and a hand-written grub.cfg.
+	for name, content := range map[string]string{
+		"boot/vmlinuz-6.1.0-13-amd64":    "kernel",
+		"boot/initrd.img-6.1.0-13-amd64": "initrd",
+		"boot/grub/grub.cfg":             "serial --unit=0 --speed=115200\nload_env\nmenuentry 'Debian' --id debian {\n linux /vmlinuz-6.1.0-13-amd64 root=/dev/mapper/HostVG-root ro\n}\n",
+		"proc/cmdline":                   "BOOT_IMAGE=/vmlinuz-6.1.0-13-amd64 root=/dev/mapper/HostVG-root ro console=ttyS0,115200n8\n",
+	} {
+		os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755)
+		os.WriteFile(filepath.Join(root, name), []byte(content), 0o644)
+	}
 	return &cli{rec: rec, env: &environment{
 		Runner: rec, Root: root, MountDir: mnt,
 		RootDevice: func() (int, int, error) { return 254, minor, nil },
@@ -234,5 +244,41 @@ func TestSecondRunWaitsThenNamesHolder(t *testing.T) {
 	// Read-only commands never take the lock.
 	if code, _, stderr := c.run(t, "layout"); code != 0 {
 		t.Errorf("layout while locked: %d %s", code, stderr)
+	}
+}
+
+func TestBootWiring(t *testing.T) {
+	c := newCLI(t, "init", 5)
+	// layer --add writes a real entry into the fake /boot, in try mode.
+	if code, _, stderr := c.run(t, "layer --add Base-1-0"); code != 0 {
+		t.Fatalf("layer --add: %s", stderr)
+	}
+	entry := filepath.Join(c.env.Root, "boot/loader/entries/Base-1-0_2.conf")
+	data, err := os.ReadFile(entry)
+	if err != nil || !strings.Contains(string(data), "root=/dev/HostVG/Base-1-0+2") || !strings.Contains(string(data), "img.bootid=Base-1-0+2") || !strings.Contains(string(data), "console=ttyS0,115200n8") {
+		t.Errorf("entry %s: %v\n%s", entry, err, data)
+	}
+	if _, err := os.Stat(filepath.Join(c.env.Root, "boot/Base-1-0+2/vmlinuz-6.1.0-13-amd64")); err != nil {
+		t.Errorf("kernel not copied: %v", err)
+	}
+	code, out, _ := c.run(t, "boot --status")
+	if code != 0 || !strings.Contains(out, "Base-1-0+2") {
+		t.Errorf("boot --status: %d %q", code, out)
+	}
+	// The fixture's layout knows Base-1-0+1 only: it has no entry, which check reports.
+	if code, out, stderr := c.run(t, "check"); code != 1 || !strings.Contains(out, "Base-1-0+1") || !strings.Contains(stderr, "imgbase recover") {
+		t.Errorf("check: %d %q %q", code, out, stderr)
+	}
+	if code, _, stderr := c.run(t, "boot --set-default Base-1-0+1"); code != 1 || !strings.Contains(stderr, "no boot entry") {
+		t.Errorf("set-default without entry: %d %q", code, stderr)
+	}
+	if code, _, stderr := c.run(t, "boot --next Nope-1-0+1"); code != 1 || !strings.Contains(stderr, "no such layer") {
+		t.Errorf("next of a missing layer: %d %q", code, stderr)
+	}
+	if code, _, stderr := c.run(t, "rollback --to Nope-1-0+1"); code != 1 || !strings.Contains(stderr, "no such layer") {
+		t.Errorf("rollback to a missing layer: %d %q", code, stderr)
+	}
+	if code, _, _ := c.run(t, "boot --list --status"); code != 2 {
+		t.Errorf("two boot actions: exit %d", code)
 	}
 }

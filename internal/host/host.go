@@ -32,6 +32,8 @@ type Booter interface {
 	AddLayer(ctx context.Context, l BootLayer) error
 	// RemoveLayer removes the entry of a layer and the files only it used.
 	RemoveLayer(ctx context.Context, name string) error
+	// Setup wires the boot loader to read imgbase's entries.
+	Setup(ctx context.Context) error
 }
 
 // BootLayer describes a layer to the Booter.

@@ -95,8 +95,13 @@ func (h *Host) initSteps(ctx context.Context, u *undo, all []lvm.LV, src *lvm.LV
 	if base == nil {
 		return fmt.Errorf("cannot find the new base %s in the layout", name)
 	}
-	_, err = h.createLayer(ctx, u, t, base, name, layerName, layerSetup{})
-	return err
+	if _, err = h.createLayer(ctx, u, t, base, name, layerName, layerSetup{}); err != nil {
+		return err
+	}
+	if h.Boot != nil {
+		return h.Boot.Setup(ctx)
+	}
+	return nil
 }
 
 // resolveFrom finds the LV that --from names.

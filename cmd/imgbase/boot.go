@@ -1,0 +1,210 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/imgbase/imgbase/internal/boot"
+	"github.com/imgbase/imgbase/internal/host"
+)
+
+func (a *app) bootCommand() *cobra.Command {
+	var (
+		list, getDefault, setup, status, markGood bool
+		setDefault, next                          string
+	)
+	c := &cobra.Command{
+		Use:   "boot (--list | --get-default | --set-default LAYER | --next LAYER | --status | --setup | --mark-good)",
+		Short: "Choose which layer boots",
+		Example: `  imgbase boot --list
+  imgbase boot --set-default Base-1-0+1
+  imgbase boot --next Base-2-0+1      # one boot only
+  imgbase boot --status`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if countTrue(list, getDefault, setup, status, markGood, setDefault != "", next != "") != 1 {
+				return usagef("say one of --list, --get-default, --set-default, --next, --status, --setup or --mark-good; see 'imgbase boot --help'")
+			}
+			mutating := setup || markGood || setDefault != "" || next != ""
+			s, err := a.open(cmd.Context(), mutating)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			m := s.boot.M
+			ctx := cmd.Context()
+			switch {
+			case list:
+				entries, err := m.List()
+				if err != nil {
+					return err
+				}
+				def, _ := m.Default()
+				if a.json {
+					type row struct {
+						Layer   string `json:"layer"`
+						ID      string `json:"id"`
+						Title   string `json:"title"`
+						Path    string `json:"path"`
+						Default bool   `json:"default"`
+					}
+					rows := []row{}
+					for _, e := range entries {
+						rows = append(rows, row{e.Layer, e.ID, e.Title, e.Path, e.Layer == def})
+					}
+					return a.printJSON(rows)
+				}
+				for _, e := range entries {
+					mark := " "
+					if e.Layer == def {
+						mark = "*"
+					}
+					a.printf("%s %s\t%s\n", mark, e.Layer, e.Title)
+				}
+				return nil
+			case getDefault:
+				def, err := m.Default()
+				if err != nil {
+					return err
+				}
+				if def == "" {
+					return errf("no default boot entry is set; set one with 'imgbase boot --set-default LAYER'")
+				}
+				return a.printList([]string{def})
+			case setDefault != "":
+				if err := a.requireLayer(s, setDefault); err != nil {
+					return err
+				}
+				return m.SetDefault(ctx, setDefault)
+			case next != "":
+				if err := a.requireLayer(s, next); err != nil {
+					return err
+				}
+				if err := m.SetNext(ctx, next); err != nil {
+					return err
+				}
+				a.printf("The next boot (only) boots %s\n", next)
+				return nil
+			case setup:
+				return m.Setup(ctx)
+			case markGood:
+				ev, err := m.MarkGood(ctx)
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return a.printJSON(ev)
+				}
+				if ev.Kind != "" {
+					a.printf("%s %s\n", ev.Kind, ev.Layer)
+				}
+				return nil
+			}
+			st, err := m.Status()
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(st)
+			}
+			a.printf("%s", st.String())
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.BoolVar(&list, "list", false, "list the boot entries (* marks the default)")
+	f.BoolVar(&getDefault, "get-default", false, "print the layer that boots by default")
+	f.StringVar(&setDefault, "set-default", "", "boot `LAYER` by default")
+	f.StringVar(&next, "next", "", "boot `LAYER` at the next boot only")
+	f.BoolVar(&status, "status", false, "say what boots, what is on trial, and what happened at past boots")
+	f.BoolVar(&setup, "setup", false, "(re)wire the boot loader to read imgbase's entries")
+	f.BoolVar(&markGood, "mark-good", false, "mark this boot good (run by imgbase-boot-success.service)")
+	return c
+}
+
+// requireLayer refuses a name that is not a layer of the layout.
+func (a *app) requireLayer(s *session, name string) error {
+	t, err := s.host.Layout(s.ctx)
+	if err != nil {
+		return err
+	}
+	if t.Layer(name) == nil {
+		return errf("cannot select %q: no such layer; see 'imgbase layout --layers'", name)
+	}
+	return nil
+}
+
+func (a *app) rollbackCommand() *cobra.Command {
+	var to string
+	c := &cobra.Command{
+		Use:     "rollback [--to LAYER]",
+		Short:   "Make the previous (or the named) layer the default",
+		Example: "  imgbase rollback\n  imgbase rollback --to Base-1-0+1",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.open(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			if to != "" {
+				if err := a.requireLayer(s, to); err != nil {
+					return err
+				}
+			}
+			layer, err := s.boot.M.Rollback(cmd.Context(), to)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(map[string]string{"default": layer})
+			}
+			a.printf("The next boot boots %s\n", layer)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&to, "to", "", "the `LAYER` to boot by default (default: the one before the current default)")
+	return c
+}
+
+func (a *app) checkCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "check",
+		Short: "Report boot problems: layers without entries, entries without layers, missing kernels",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.open(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			t, err := s.host.Layout(cmd.Context())
+			if err != nil {
+				return err
+			}
+			ps, err := s.boot.M.Check(cmd.Context(), host.BootLayers(t))
+			if err != nil {
+				return err
+			}
+			if err := a.printProblems(ps); err != nil {
+				return err
+			}
+			if len(ps) > 0 {
+				return errf("%d boot problem(s) found; run 'imgbase recover' to repair them", len(ps))
+			}
+			return nil
+		},
+	}
+}
+
+func (a *app) printProblems(ps []boot.Problem) error {
+	if a.json {
+		if ps == nil {
+			ps = []boot.Problem{}
+		}
+		return a.printJSON(ps)
+	}
+	for _, p := range ps {
+		a.printf("%s\n", p.String())
+	}
+	return nil
+}

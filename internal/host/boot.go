@@ -1,0 +1,65 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/imgbase/imgbase/internal/boot"
+	"github.com/imgbase/imgbase/internal/boot/kernel"
+	"github.com/imgbase/imgbase/internal/layout"
+)
+
+// BootManager makes a boot.Manager the Host's Booter.
+type BootManager struct {
+	M *boot.Manager
+	// HostBoot is the running system's /boot, where the kernels of a layer
+	// made from the installed root are (its own /boot dir is empty).
+	HostBoot string
+}
+
+// AddLayer writes the layer's entry with the kernel of its own /boot, or
+// of the host's when it has none, and makes it the default when it is the
+// newest layer of the newest base (after a successful try, in try mode).
+func (b BootManager) AddLayer(ctx context.Context, l BootLayer) error {
+	src := filepath.Join(l.Mnt, "boot")
+	if _, err := kernel.Newest(src); err != nil {
+		src = b.HostBoot
+	}
+	try := l.Try && l.Latest
+	if _, err := b.M.AddLayer(ctx, boot.Layer{Name: l.Name, NVR: l.Base, VG: l.VG, KernelSrcDir: src}, try); err != nil {
+		return err
+	}
+	if l.Latest && !try {
+		if b.M.Dry != nil {
+			// The entry was only printed: there is nothing to select yet.
+			fmt.Fprintf(b.M.Dry, "# make %s the default boot entry\n", l.Name)
+			return nil
+		}
+		return b.M.SetDefault(ctx, l.Name)
+	}
+	return nil
+}
+
+// RemoveLayer removes the layer's entry and the boot files only it used.
+// A layer without an entry (one on an empty base) has nothing to remove.
+func (b BootManager) RemoveLayer(ctx context.Context, name string) error {
+	if err := b.M.RemoveLayer(ctx, name); err != nil && !errors.Is(err, boot.ErrNoEntry) {
+		return err
+	}
+	return nil
+}
+
+// Setup wires the boot loader to read imgbase's entries.
+func (b BootManager) Setup(ctx context.Context) error { return b.M.Setup(ctx) }
+
+// BootLayers lists the layers of t for the boot package's checks. Kernel
+// directories are left empty: recreating an entry needs the layer mounted.
+func BootLayers(t *layout.Tree) []boot.Layer {
+	var out []boot.Layer
+	for _, l := range t.Layers() {
+		out = append(out, boot.Layer{Name: l.Name(), NVR: l.Base.Name(), VG: t.VG})
+	}
+	return out
+}
