@@ -5,7 +5,8 @@ import "github.com/imgbase/imgbase/internal/boot/grubenv"
 // Select is the Go model of Script: given grubenv as GRUB loads it (and
 // whether grub.cfg already consumed a one-shot entry), it returns the
 // entry GRUB boots and grubenv after the script's save_env, or saved nil
-// when the script writes nothing. The crash test drives imgbase through
+// when the script writes nothing. With bootOnce (grub.cfg's header already
+// consumed a one-shot entry) entry is "": the header's choice stands. The crash test drives imgbase through
 // every power-loss point with this model; the interpreter test checks it
 // against Script itself.
 func Select(env *grubenv.Env, bootOnce bool) (entry string, saved *grubenv.Env) {
