@@ -459,3 +459,23 @@ func TestXFSSizeFromSuperblock(t *testing.T) {
 		t.Fatalf("got %v, want ErrTruncated", err)
 	}
 }
+
+// FuzzParseSuperblock feeds arbitrary headers: detection must never
+// panic, and whatever it recognises must have a positive, bounded size.
+func FuzzParseSuperblock(f *testing.F) {
+	h := make([]byte, headerSize)
+	binary.LittleEndian.PutUint16(h[ext4MagicAt:], ext4Magic)
+	binary.LittleEndian.PutUint32(h[ext4BlocksLoAt:], 100)
+	f.Add(h)
+	f.Add([]byte("XFSB\x00\x00\x10\x00\x00\x00\x00\x00\x00\x00\x01\x00"))
+	f.Add([]byte("hsqs"))
+	f.Fuzz(func(t *testing.T, h []byte) {
+		sb, err := parseSuperblock(h)
+		if err != nil && sb.fs != "" {
+			t.Fatalf("error %v with fs %q", err, sb.fs)
+		}
+		if sb.fs != "" && (sb.size <= 0 || sb.size > 1<<50) {
+			t.Fatalf("fs %q with size %d", sb.fs, sb.size)
+		}
+	})
+}

@@ -238,3 +238,19 @@ func TestMinisignTool(t *testing.T) {
 		t.Fatalf("altered image: got %v, want ErrBadSignature", err)
 	}
 }
+
+// FuzzParseSumFile: a .sha256 file of any content yields a valid digest
+// or ErrBadChecksum, never a panic.
+func FuzzParseSumFile(f *testing.F) {
+	f.Add([]byte(strings.Repeat("a", 64)+"  v2.img\n"), "v2.img")
+	f.Add([]byte("SHA256 (x) = "+strings.Repeat("0", 64)), "x")
+	f.Fuzz(func(t *testing.T, text []byte, name string) {
+		d, err := parseSumFile(text, name)
+		if err == nil && !isDigest(d) {
+			t.Fatalf("accepted %q", d)
+		}
+		if err != nil && !errors.Is(err, ErrBadChecksum) {
+			t.Fatalf("unexpected error %v", err)
+		}
+	})
+}
