@@ -208,3 +208,29 @@ func (a *app) printProblems(ps []boot.Problem) error {
 	}
 	return nil
 }
+
+func (a *app) recoverCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "recover",
+		Short: "Repair what check reports and finish or undo an interrupted update",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.open(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			ps, err := s.host.RecoverBoot(cmd.Context(), s.boot)
+			if err != nil {
+				return err
+			}
+			if err := a.printProblems(ps); err != nil {
+				return err
+			}
+			if len(ps) > 0 {
+				return errf("%d boot problem(s) remain; see above", len(ps))
+			}
+			return nil
+		},
+	}
+}

@@ -272,6 +272,20 @@ func TestBootWiring(t *testing.T) {
 	if code, _, stderr := c.run(t, "boot --set-default Base-1-0+1"); code != 1 || !strings.Contains(stderr, "no boot entry") {
 		t.Errorf("set-default without entry: %d %q", code, stderr)
 	}
+	// recover recreates the missing entry (and drops Base-1-0+2's, whose
+	// layer the fixture does not have); check is then clean.
+	if code, out, stderr := c.run(t, "recover"); code != 0 {
+		t.Errorf("recover: %d %q %q", code, out, stderr)
+	}
+	if code, out, stderr := c.run(t, "check"); code != 0 {
+		t.Errorf("check after recover: %d %q %q", code, out, stderr)
+	}
+	if code, _, stderr := c.run(t, "boot --set-default Base-1-0+1"); code != 0 {
+		t.Errorf("set-default after recover: %d %q", code, stderr)
+	}
+	if code, out, _ := c.run(t, "boot --get-default"); code != 0 || out != "Base-1-0+1\n" {
+		t.Errorf("get-default: %d %q", code, out)
+	}
 	if code, _, stderr := c.run(t, "boot --next Nope-1-0+1"); code != 1 || !strings.Contains(stderr, "no such layer") {
 		t.Errorf("next of a missing layer: %d %q", code, stderr)
 	}

@@ -63,3 +63,58 @@ func BootLayers(t *layout.Tree) []boot.Layer {
 	}
 	return out
 }
+
+// RecoverBoot repairs the boot entries of t's layers: entries of missing
+// layers go, layers without an entry (or with missing files) get one again
+// from the kernel in their own /boot (mounted read-only for the purpose) or
+// the host's, the loader is rewired. It returns the problems that remain.
+func (h *Host) RecoverBoot(ctx context.Context, b BootManager) ([]boot.Problem, error) {
+	t, err := h.managed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	layers := BootLayers(t)
+	ps, err := b.M.Check(ctx, layers)
+	if err != nil {
+		return nil, err
+	}
+	need := map[string]bool{}
+	for _, p := range ps {
+		if p.Kind == boot.NoEntry || p.Kind == boot.MissingFile {
+			need[p.Layer] = true
+		}
+	}
+	for i := range layers {
+		if !need[layers[i].Name] {
+			continue
+		}
+		l := t.Layer(layers[i].Name)
+		if !l.LV.Active() {
+			h.Log.Warn("cannot recreate the boot entry of an inactive layer; activate it with 'lvchange -ay'", "layer", l.Name())
+			continue
+		}
+		mnt := h.mountPoint(l.Name())
+		if err := h.mkdir(mnt); err != nil {
+			return nil, err
+		}
+		fstype, err := h.fs().Type(ctx, l.LV.DevPath())
+		if err != nil || fstype == "" {
+			continue // no filesystem: no kernel to boot
+		}
+		opts := []string{"ro"}
+		if fstype == "xfs" {
+			opts = append(opts, "norecovery", "nouuid")
+		} else {
+			opts = append(opts, "noload")
+		}
+		if err := h.fs().Mount(ctx, l.LV.DevPath(), mnt, fstype, opts...); err != nil {
+			return nil, err
+		}
+		defer h.fs().Unmount(context.WithoutCancel(ctx), mnt)
+		layers[i].KernelSrcDir = filepath.Join(mnt, "boot")
+		if _, err := kernel.Newest(layers[i].KernelSrcDir); err != nil {
+			layers[i].KernelSrcDir = b.HostBoot
+		}
+	}
+	return b.M.Recover(ctx, layers)
+}
