@@ -1,0 +1,167 @@
+package volume
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/imgbase/imgbase/internal/layout"
+)
+
+// RemoveResult says what Remove did.
+type RemoveResult struct {
+	Path string `json:"path"`
+	LV   string `json:"lv"`
+	// Old is where the directory that had been hidden under the volume
+	// (its contents from before the volume was made) was moved; it is
+	// kept for the admin to delete.
+	Old string `json:"old"`
+}
+
+// Remove moves a volume's contents back into the running root and removes
+// the volume: unmount it (refused while it is in use), copy its contents
+// into a new directory beside path and verify the copy, take its line out
+// of every layer's fstab, swap the copy in for the old directory (kept as
+// <path>.imgbase-old), then remove the LV. Only the running layer gets
+// the contents back; other layers see their own old directory again.
+func (m *Manager) Remove(ctx context.Context, path string) (*RemoveResult, error) {
+	name, err := LVName(path)
+	if err != nil {
+		return nil, err
+	}
+	t, err := m.managed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	lv := volumeLV(t, name)
+	if lv == nil {
+		return nil, refuse("cannot remove the volume for %s: there is none (no LV %s/%s tagged imgbased:volume); see 'imgbase volume --list'", path, t.VG, name)
+	}
+	for _, v := range t.Volumes {
+		if p := PathOf(v.Name); under(p, path) {
+			return nil, refuse("cannot remove the volume for %s: volume %s lies below it; remove %s first", path, p, p)
+		}
+	}
+	mounts, err := m.mounts()
+	if err != nil {
+		return nil, err
+	}
+	if below := mountsBelow(mounts, path); len(below) > 0 {
+		return nil, refuse("cannot remove the volume for %s: %s is mounted below it; unmount it first", path, strings.Join(below, ", "))
+	}
+	mp := mountPointOf(mounts, lv, path)
+	if mp != "" && mp != path {
+		return nil, refuse("cannot remove the volume for %s: it is mounted on %s; unmount it first", path, mp)
+	}
+	if at := mountAt(mounts, path); at != nil && mp != path {
+		return nil, refuse("cannot remove the volume for %s: %s from %s is mounted there; unmount it first", path, at.FSType, at.Source)
+	}
+	if err := m.checkDir(path); err != nil {
+		return nil, err
+	}
+	parent, base := filepath.Dir(path), filepath.Base(path)
+	newDir := filepath.Join(parent, "."+base+".imgbase-new")
+	oldDir := path + ".imgbase-old"
+	for _, p := range []string{newDir, oldDir} {
+		if _, err := os.Lstat(m.path(p)); err == nil {
+			return nil, refuse("cannot remove the volume for %s: %s is in the way; move or delete it first", path, p)
+		}
+	}
+	used := lv.DataUsed()
+	if mp == path {
+		u, err := m.usage(m.path(path))
+		if err != nil {
+			return nil, err
+		}
+		used = u.Used
+	}
+	room, err := m.usage(m.path(parent))
+	if err != nil {
+		return nil, err
+	}
+	if used > room.Free {
+		return nil, refuse("cannot remove the volume for %s: its %d bytes do not fit in the %d bytes free on the filesystem of %s; free %d bytes there first",
+			path, used, room.Free, parent, used-room.Free)
+	}
+
+	e := Entry{VG: t.VG, LV: name, Path: path}
+	m.Log.Info("removing volume", "path", path, "lv", name)
+	u := &undo{log: m.Log}
+	if err := m.remove(ctx, u, t, e, lv.Active(), mp == path, newDir, oldDir); err != nil {
+		return nil, u.rollback(ctx, err)
+	}
+	// The contents are safe in the root now: a failing lvremove leaves an
+	// unused LV, not a broken host, so it is reported and not undone.
+	if err := m.lvm().Remove(ctx, t.VG, name); err != nil {
+		return nil, fmt.Errorf("the contents of %s are back on the root and no fstab mounts the volume, but %w; remove it by hand with 'lvremove %s/%s'", path, err, t.VG, name)
+	}
+	m.reloadSystemd(ctx)
+	return &RemoveResult{Path: path, LV: name, Old: oldDir}, nil
+}
+
+func (m *Manager) remove(ctx context.Context, u *undo, t *layout.Tree, e Entry, active, mounted bool, newDir, oldDir string) error {
+	src := m.path(e.Path)
+	if mounted {
+		if err := m.fs().Unmount(ctx, src); err != nil {
+			return fmt.Errorf("%w; it is in use: see 'fuser -vm %s', stop what uses it and retry", err, e.Path)
+		}
+		u.push("unmount "+e.Path, func(ctx context.Context) error { return m.fs().Mount(ctx, e.Dev(), src, "", "discard") })
+	}
+	if !active {
+		if err := m.lvm().Activate(ctx, t.VG, e.LV); err != nil {
+			return err
+		}
+		u.push("activate "+e.LV, func(ctx context.Context) error { return m.lvm().Deactivate(ctx, t.VG, e.LV) })
+	}
+	dst := m.path(newDir)
+	if err := m.mkdir(dst); err != nil {
+		return err
+	}
+	u.push("create "+newDir, func(context.Context) error { return m.removeAll(dst) })
+	err := m.withMounted(ctx, e.Dev(), filepath.Join(m.MountDir, e.LV), "", func() error {
+		_, err := m.copyTree(ctx, filepath.Join(m.MountDir, e.LV), dst, time.Time{})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if !m.dry() {
+		// The volume's own lost+found does not belong in the root; a
+		// non-empty one stays (os.Remove refuses it).
+		os.Remove(filepath.Join(dst, "lost+found"))
+	}
+	if err := m.editFstabs(ctx, u, t, func(b []byte) []byte { return RemoveFromFstab(b, e) }, "remove the line of "+e.Dev()); err != nil {
+		return err
+	}
+	if err := m.rename(src, m.path(oldDir)); err != nil {
+		return err
+	}
+	u.push("move "+e.Path+" aside", func(context.Context) error { return m.rename(m.path(oldDir), src) })
+	if err := m.rename(dst, src); err != nil {
+		return err
+	}
+	u.push("move the copy to "+e.Path, func(context.Context) error { return m.rename(src, dst) })
+	return nil
+}
+
+func (m *Manager) rename(from, to string) error {
+	if m.dry() {
+		fmt.Fprintf(m.Out, "# rename %s %s\n", from, to)
+		return nil
+	}
+	if err := os.Rename(from, to); err != nil {
+		return fmt.Errorf("cannot rename %s: %w", from, err)
+	}
+	return nil
+}
+
+// removeAll deletes a directory only the manager made (an unfinished copy).
+func (m *Manager) removeAll(p string) error {
+	if m.dry() {
+		return nil
+	}
+	return os.RemoveAll(p)
+}

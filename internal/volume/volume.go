@@ -1,0 +1,302 @@
+// Package volume manages the volumes every layer shares: directories such
+// as /var/log or /home kept on their own thin LV, so that what is written
+// there survives booting another layer or installing a new base.
+//
+// Vocabulary: a volume is a thin LV in the managed volume group's pool,
+// tagged imgbased:volume, named after the directory it is mounted on
+// (LVName: /var/log → var_log, as oVirt Node names them). It holds an ext4
+// filesystem (XFS when the root is XFS) mounted with discard, and every
+// layer's /etc/fstab has its line, so every layer mounts it.
+//
+// Lifecycle: Create moves a directory's contents onto a new volume (copy,
+// verify, then mount over the directory and add the fstab line to every
+// layer); the old contents stay on the root, hidden under the mount, until
+// the admin frees them. Remove does the reverse: it copies the volume's
+// contents back into the running root, takes the line out of every fstab
+// and removes the LV. A refusal (*ErrRefused) runs nothing; any other
+// failure undoes what the verb had done, in reverse order.
+package volume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
+
+	"github.com/imgbase/imgbase/internal/atomicfile"
+	"github.com/imgbase/imgbase/internal/command"
+	"github.com/imgbase/imgbase/internal/filesystem"
+	"github.com/imgbase/imgbase/internal/layout"
+	"github.com/imgbase/imgbase/internal/lvm"
+)
+
+// ErrRefused is a request the manager will not carry out; nothing ran.
+type ErrRefused struct{ Reason string }
+
+func (e *ErrRefused) Error() string { return e.Reason }
+
+func refuse(format string, args ...any) error {
+	return &ErrRefused{Reason: fmt.Sprintf(format, args...)}
+}
+
+// Manager creates, removes and lists volumes on one host.
+type Manager struct {
+	Run command.Runner
+	Log *slog.Logger
+	// Out receives what a dry run would write to files.
+	Out io.Writer
+	// Root is the running system's root directory ("/" except in tests).
+	Root string
+	// MountDir is where volumes and other layers are mounted while the
+	// manager works on them.
+	MountDir string
+	// RootDevice returns the kernel device number of the running /, to
+	// tell the running layer (whose fstab is Root/etc/fstab) from the others.
+	RootDevice func() (major, minor int, err error)
+	// RootFSType returns the running root's filesystem type; a volume is
+	// XFS when it is "xfs", else ext4.
+	RootFSType func() string
+	// Usage reports the filesystem holding a path; nil uses statfs(2).
+	Usage func(path string) (Usage, error)
+}
+
+// Usage is the space of one filesystem, in bytes.
+type Usage struct {
+	Size, Used, Free uint64
+}
+
+// Volume is one volume as List reports it.
+type Volume struct {
+	Path string `json:"path"`
+	LV   string `json:"lv"`
+	Dev  string `json:"device"`
+	// Size is the LV's virtual size; PoolUsed the thin-pool data it holds.
+	Size     uint64 `json:"size"`
+	PoolUsed uint64 `json:"pool_used"`
+	Mounted  bool   `json:"mounted"`
+	// MountPoint is where it is mounted; it differs from Path only when
+	// an admin mounted it elsewhere.
+	MountPoint string `json:"mount_point,omitempty"`
+	// FSSize and FSUsed are the mounted filesystem's own figures.
+	FSSize uint64 `json:"fs_size,omitempty"`
+	FSUsed uint64 `json:"fs_used,omitempty"`
+}
+
+func (m *Manager) lvm() lvm.Client      { return lvm.Client{Run: m.Run} }
+func (m *Manager) fs() filesystem.Tools { return filesystem.Tools{Run: m.Run} }
+func (m *Manager) dry() bool            { return command.IsDry(m.Run) }
+func (m *Manager) path(p string) string { return filepath.Join(m.Root, p) }
+
+// managed reads the layout with one lvs call and fails when the host is
+// not initialised.
+func (m *Manager) managed(ctx context.Context) (*layout.Tree, error) {
+	lvs, err := m.lvm().Report(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t, err := layout.Build(lvs)
+	if err != nil {
+		return nil, err
+	}
+	if !t.Initialized() {
+		return nil, layout.ErrNotInitialized
+	}
+	if t.Pool == nil {
+		return nil, fmt.Errorf("cannot find the thin pool of %s: tag it with 'lvchange --addtag %s %s/POOL'", t.VG, lvm.TagPool, t.VG)
+	}
+	return t, nil
+}
+
+// volumeLV returns the volume LV called name, or nil.
+func volumeLV(t *layout.Tree, name string) *lvm.LV {
+	for _, lv := range t.Volumes {
+		if lv.Name == name {
+			return lv
+		}
+	}
+	return nil
+}
+
+// List reports every volume, sorted by path, with one lvs call.
+func (m *Manager) List(ctx context.Context) ([]Volume, error) {
+	t, err := m.managed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	mounts, err := m.mounts()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Volume, 0, len(t.Volumes))
+	for _, lv := range t.Volumes {
+		v := Volume{Path: PathOf(lv.Name), LV: lv.Name, Dev: "/dev/" + t.VG + "/" + lv.Name, Size: lv.Size, PoolUsed: lv.DataUsed()}
+		if mp := mountPointOf(mounts, lv, v.Path); mp != "" {
+			v.Mounted, v.MountPoint = true, mp
+			if u, err := m.usage(m.path(mp)); err == nil {
+				v.FSSize, v.FSUsed = u.Size, u.Used
+			}
+		}
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out, nil
+}
+
+// mounts reads the running system's mount table.
+func (m *Manager) mounts() ([]*mountinfo.Info, error) {
+	f, err := os.Open(m.path("proc/self/mountinfo"))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the mount table: %w", err)
+	}
+	defer f.Close()
+	infos, err := mountinfo.GetMountsFromReader(f, nil)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the mount table: %w", err)
+	}
+	return infos, nil
+}
+
+// mountPointOf returns where lv's filesystem is mounted, preferring want,
+// or "" when it is not mounted (or the LV is inactive).
+func mountPointOf(mounts []*mountinfo.Info, lv *lvm.LV, want string) string {
+	if !lv.Active() || lv.Major < 0 {
+		return ""
+	}
+	found := ""
+	for _, mi := range mounts {
+		if mi.Major == lv.Major && mi.Minor == lv.Minor {
+			if mi.Mountpoint == want {
+				return want
+			}
+			if found == "" {
+				found = mi.Mountpoint
+			}
+		}
+	}
+	return found
+}
+
+// mountAt returns the mount whose mount point is path (the last, which
+// is the visible one), or nil.
+func mountAt(mounts []*mountinfo.Info, path string) *mountinfo.Info {
+	var found *mountinfo.Info
+	for _, mi := range mounts {
+		if mi.Mountpoint == path {
+			found = mi
+		}
+	}
+	return found
+}
+
+// mountsBelow lists the mount points strictly below path.
+func mountsBelow(mounts []*mountinfo.Info, path string) []string {
+	var out []string
+	for _, mi := range mounts {
+		if under(mi.Mountpoint, path) {
+			out = append(out, mi.Mountpoint)
+		}
+	}
+	return out
+}
+
+func (m *Manager) usage(p string) (Usage, error) {
+	if m.Usage != nil {
+		return m.Usage(p)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(p, &st); err != nil {
+		return Usage{}, fmt.Errorf("cannot read the free space of %s: %w", p, err)
+	}
+	bs := uint64(st.Bsize)
+	return Usage{Size: st.Blocks * bs, Used: (st.Blocks - st.Bfree) * bs, Free: st.Bavail * bs}, nil
+}
+
+// fsType is the filesystem new volumes get.
+func (m *Manager) fsType() string {
+	if m.RootFSType != nil && m.RootFSType() == "xfs" {
+		return "xfs"
+	}
+	return "ext4"
+}
+
+// currentLayer returns the running layer, or nil when / is no layer.
+func (m *Manager) currentLayer(t *layout.Tree) *layout.Layer {
+	if m.RootDevice == nil {
+		return nil
+	}
+	major, minor, err := m.RootDevice()
+	if err != nil {
+		m.Log.Debug("cannot tell the root device", "err", err)
+		return nil
+	}
+	return t.Current(major, minor)
+}
+
+// undo remembers how to take back each step of a verb.
+type undo struct {
+	log   *slog.Logger
+	steps []undoStep
+}
+
+type undoStep struct {
+	what string
+	fn   func(context.Context) error
+}
+
+func (u *undo) push(what string, fn func(context.Context) error) {
+	u.steps = append(u.steps, undoStep{what, fn})
+}
+
+// rollback runs the undo steps in reverse order, even when ctx is done,
+// and returns err joined with any failure to undo.
+func (u *undo) rollback(ctx context.Context, err error) error {
+	ctx = context.WithoutCancel(ctx)
+	for i := len(u.steps) - 1; i >= 0; i-- {
+		s := u.steps[i]
+		u.log.Info("undoing", "step", s.what)
+		if uerr := s.fn(ctx); uerr != nil {
+			err = errors.Join(err, fmt.Errorf("cannot undo %s (do it by hand): %w", s.what, uerr))
+		}
+	}
+	u.steps = nil
+	return err
+}
+
+// writeFile writes a file atomically, or says what it would write in a
+// dry run.
+func (m *Manager) writeFile(path string, data []byte, perm os.FileMode, what string) error {
+	if m.dry() {
+		fmt.Fprintf(m.Out, "# write %s: %s\n", path, what)
+		return nil
+	}
+	return atomicfile.Write(path, data, perm)
+}
+
+// mkdir makes a directory the manager mounts on.
+func (m *Manager) mkdir(p string) error {
+	if m.dry() {
+		return nil
+	}
+	if err := os.MkdirAll(p, 0o700); err != nil {
+		return fmt.Errorf("cannot create %s: %w", p, err)
+	}
+	return nil
+}
+
+// reloadSystemd tells systemd the fstab changed, so that its mount units
+// match; hosts without systemd have nothing to tell.
+func (m *Manager) reloadSystemd(ctx context.Context) {
+	if _, err := os.Stat(m.path("run/systemd/system")); err != nil {
+		return
+	}
+	if _, err := m.Run.Run(ctx, command.Change("systemctl", "daemon-reload")); err != nil {
+		m.Log.Warn("cannot reload systemd after changing /etc/fstab; run 'systemctl daemon-reload'", "err", err)
+	}
+}
