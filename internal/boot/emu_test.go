@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -8,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imgbase/imgbase/internal/boot/grubenv"
 )
@@ -70,6 +72,26 @@ func TestRealGrubBootsTheTrial(t *testing.T) {
 		}
 		return m[1], out
 	}
+
+	// First let GRUB run its menu on a copy: the default must resolve
+	// to the trial layer's menuentry by --id. grub-emu cannot load Linux
+	// and then waits for a key, so it is stopped after a few seconds.
+	menuCfg := append(append([]byte(nil), cfg...), probe...)
+	os.WriteFile(cfgPath, menuCfg, 0o644)
+	img := filepath.Join(t.TempDir(), "boot.img")
+	mustRun(t, tools[1], "-q", "-F", "-t", "ext4", "-U", testUUID, "-d", f.boot, img, "16M")
+	devmap := filepath.Join(t.TempDir(), "device.map")
+	os.WriteFile(devmap, []byte("(hd0) "+img+"\n"), 0o644)
+	tctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	var menuOut bytes.Buffer
+	cmd := exec.CommandContext(tctx, tools[0], "-m", devmap, "-r", "hd0", "-d", "/grub")
+	cmd.Stdout = &menuOut
+	cmd.Run()
+	cancel()
+	if !strings.Contains(menuOut.String(), "Booting `Base-2-0 (Base-2-0+1)'") {
+		t.Fatalf("GRUB's menu did not boot the trial entry:\n%q", menuOut.String())
+	}
+	os.WriteFile(cfgPath, append(cfg, probe+"reboot\n"...), 0o644)
 
 	entry, out := boot()
 	if entry != "Base-2-0+1" {

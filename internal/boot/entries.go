@@ -134,6 +134,7 @@ func (m *Manager) AddLayer(ctx context.Context, l Layer, try bool) (Entry, error
 	if err != nil {
 		return Entry{}, err
 	}
+	before := entries
 	p := filepath.Join(m.entriesDir(), bls.FileName(l.Name))
 	if data, err := os.ReadFile(p); err == nil {
 		if old, err := bls.Parse(data); err == nil && old.Layer() != "" && old.Layer() != l.Name {
@@ -189,12 +190,38 @@ func (m *Manager) AddLayer(ctx context.Context, l Layer, try bool) (Entry, error
 	if err := m.writeFragment(ctx, entries); err != nil {
 		return added, err
 	}
+	// A re-add (a kernel upgraded inside the layer) leaves the old
+	// kernel unused: remove it unless another entry boots it.
+	if old, had := find(before, l.Name); had {
+		if err := m.removeUnused(old, entries); err != nil {
+			return added, err
+		}
+	}
 	if try {
 		if err := m.arm(ctx, l.Name); err != nil {
 			return added, err
 		}
 	}
 	return added, nil
+}
+
+// removeUnused removes the files of gone that no entry of keep uses.
+func (m *Manager) removeUnused(gone Entry, keep []Entry) error {
+	used := map[string]bool{}
+	for _, o := range keep {
+		for _, p := range o.files() {
+			used[p] = true
+		}
+	}
+	for _, p := range gone.files() {
+		if used[p] {
+			continue
+		}
+		if err := m.files().Remove(filepath.Join(m.Boot, p)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ErrIsDefault refuses to remove the layer that boots by default.

@@ -539,3 +539,22 @@ func TestCheckAndRecover(t *testing.T) {
 		t.Fatalf("recover: %v %v", left, err)
 	}
 }
+
+func TestReAddAfterKernelUpgrade(t *testing.T) {
+	f := newFixture(t, map[string]string{"grub/grub.cfg": debianGrubCfg})
+	f.add("Base-1-0+1", false)
+	writeFile(t, filepath.Join(f.srcDir, "vmlinuz-6.1.0-20-amd64"), "kernel 20")
+	writeFile(t, filepath.Join(f.srcDir, "initrd.img-6.1.0-20-amd64"), "initrd 20")
+	e := f.add("Base-1-0+1", false)
+	if e.Version != "6.1.0-20-amd64" || f.read("Base-1-0+1/vmlinuz-6.1.0-20-amd64") != "kernel 20" {
+		t.Fatalf("re-add: %+v", e)
+	}
+	for _, old := range []string{"vmlinuz-6.1.0-18-amd64", "initrd.img-6.1.0-18-amd64"} {
+		if _, err := os.Stat(filepath.Join(f.boot, "Base-1-0+1", old)); !os.IsNotExist(err) {
+			t.Errorf("old %s kept", old)
+		}
+	}
+	if !strings.Contains(f.read("grub/imgbase.cfg"), "/Base-1-0+1/vmlinuz-6.1.0-20-amd64") {
+		t.Fatal("menu not updated")
+	}
+}
