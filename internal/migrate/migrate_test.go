@@ -148,7 +148,11 @@ func TestModeOwnerXattrAreChanges(t *testing.T) {
 	if err := os.Chmod(filepath.Join(f.running, "etc/deep/x"), 0o750); err != nil {
 		t.Fatal(err)
 	}
+	setX(t, filepath.Join(f.running, "etc/deep/x"), "user.dir", "d")
 	rep := f.run()
+	if got := getX(t, filepath.Join(f.newL, "etc/deep/x"), "user.dir"); got != "d" {
+		t.Errorf("directory xattr user.dir = %q", got)
+	}
 	if st := lstat(t, filepath.Join(f.newL, "etc/conf.d/a")); st.Mode&0o7777 != 0o600 {
 		t.Errorf("mode %o, want 600", st.Mode&0o7777)
 	}
