@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"golang.org/x/sys/unix"
 )
 
 // MaxBuffer is the size of one read buffer. Three are in flight, so the
@@ -97,6 +99,10 @@ func copyChunks(ctx context.Context, dst io.WriterAt, src io.ReaderAt, size, chu
 	go readBlocks(ctx, src, size, free, full)
 
 	w := chunkWriter{dst: dst, size: size, chunk: chunk, unit: unit}
+	var wb writeback
+	if f, ok := dst.(*os.File); ok {
+		wb.f = f
+	}
 	for b := range full {
 		if b.err != nil {
 			return w.st, b.err
@@ -104,6 +110,7 @@ func copyChunks(ctx context.Context, dst io.WriterAt, src io.ReaderAt, size, chu
 		if err := w.block(b.off, b.buf); err != nil {
 			return w.st, err
 		}
+		wb.advance(b.off + int64(len(b.buf)))
 		free <- b.buf[:cap(b.buf)]
 		if progress != nil {
 			progress(b.off + int64(len(b.buf)))
@@ -115,6 +122,34 @@ func copyChunks(ctx context.Context, dst io.WriterAt, src io.ReaderAt, size, chu
 	w.st.Chunks = (size + chunk - 1) / chunk
 	w.st.ZeroChunks = w.st.Chunks - w.st.DataChunks
 	return w.st, nil
+}
+
+// WritebackWindow is how much written data may wait in the page cache
+// before the writer starts pushing it to the device. Without it a
+// multi-gigabyte image sits dirty in memory, progress reaches 100% long
+// before the data is on disk, and the final fsync stalls with no output.
+const WritebackWindow = 32 << 20
+
+// writeback keeps at most two windows of dirty data: it starts writeback
+// of each finished window and waits for the one before it
+// (sync_file_range, the technique of dd oflag=direct without its
+// alignment rules). It is a hint: errors are left to the final fsync.
+type writeback struct {
+	f               *os.File
+	waited, started int64 // [waited, started) is being written back
+}
+
+func (wb *writeback) advance(pos int64) {
+	if wb.f == nil || pos-wb.started < WritebackWindow {
+		return
+	}
+	fd := int(wb.f.Fd())
+	_ = unix.SyncFileRange(fd, wb.started, pos-wb.started, unix.SYNC_FILE_RANGE_WRITE)
+	if wb.started > wb.waited {
+		_ = unix.SyncFileRange(fd, wb.waited, wb.started-wb.waited,
+			unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
+	}
+	wb.waited, wb.started = wb.started, pos
 }
 
 // unitSize is the piece of a chunk examined at once: the whole chunk when
