@@ -479,3 +479,33 @@ func FuzzParseSuperblock(f *testing.F) {
 		}
 	})
 }
+
+// TestLiveImgHoldingXFS: the inner image may be XFS; its NVR is read by
+// mounting the inner file, never the squashfs path itself.
+func TestLiveImgHoldingXFS(t *testing.T) {
+	content := t.TempDir()
+	os.Mkdir(filepath.Join(content, "LiveOS"), 0o755)
+	inner := filepath.Join(content, RootfsPath)
+	mkXFS(t, inner, 300<<20)
+	sq := filepath.Join(t.TempDir(), "node.squashfs.img")
+	mkSquash(t, content, sq)
+	innerTree := tree(t, map[string]string{nvrFile: "Base-7-0\n"})
+
+	m := &dirMounter{dirs: map[string]string{sq: content, inner: innerTree}}
+	im, err := Open(context.Background(), sq, Env{Run: command.Exec{}, Mount: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im.Format != LiveImg || im.FSType != XFS || im.Size != 300<<20 {
+		t.Fatalf("got %s %s %d", im.Format, im.FSType, im.Size)
+	}
+	nvr, err := im.NVR(context.Background())
+	if err != nil || nvr != "Base-7-0" {
+		t.Fatalf("NVR = %q, %v", nvr, err)
+	}
+	im.Close()
+	want := []string{"squashfs " + sq, "xfs " + inner}
+	if strings.Join(m.mounted, "|") != strings.Join(want, "|") || len(m.unmounted) != 2 {
+		t.Fatalf("mounted %q (want %q), unmounted %q", m.mounted, want, m.unmounted)
+	}
+}
