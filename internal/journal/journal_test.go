@@ -93,40 +93,47 @@ func TestFailureBeforeCommitUndoesEverything(t *testing.T) {
 
 func TestFailureAfterCommitIsFinishedByRecover(t *testing.T) {
 	final := finalState(t)
-	n := len(newWorld(t).updateTx().Steps)
-	for _, afterEffect := range []bool{false, true} {
-		t.Run(fmt.Sprintf("effect=%v", afterEffect), func(t *testing.T) {
-			w := newWorld(t)
-			err := w.journal().Run(context.Background(), failAt(w.updateTx(), w.kinds(), n, afterEffect))
-			var je *Error
-			if !errors.As(err, &je) || !je.Committed || !je.Kept || !errors.Is(err, errBoom) {
-				t.Fatalf("Run = %#v", err)
-			}
-			if !strings.Contains(err.Error(), "imgbase recover") {
-				t.Errorf("message does not say what to do: %v", err)
-			}
-			if !w.journalExists(t) {
-				t.Fatal("no journal left for Recover")
-			}
-			// A new transaction must wait for the recovery.
-			var pe *PendingError
-			if err := w.journal().Run(context.Background(), w.updateTx()); !errors.As(err, &pe) || pe.Tx != "update" {
-				t.Errorf("second Run = %v, want a *PendingError", err)
-			}
-			out, err := w.journal().Recover(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if out.RolledBack || out.Tx != "update" || len(out.Steps) != 1 || out.Steps[0] != "do remove-base lv=Base-0-9" {
-				t.Errorf("outcome %+v", out)
-			}
-			if d := diffState(w.state(t), final); d != "" {
-				t.Errorf("not finished:\n%s", d)
-			}
-			if out, err := w.journal().Recover(context.Background()); out != nil || err != nil {
-				t.Errorf("second Recover = %+v, %v; want nothing", out, err)
-			}
-		})
+	tx := newWorld(t).updateTx()
+	for i := range tx.AfterCommit {
+		for _, afterEffect := range []bool{false, true} {
+			t.Run(fmt.Sprintf("step%d/effect=%v", len(tx.Steps)+i+1, afterEffect), func(t *testing.T) {
+				w := newWorld(t)
+				err := w.journal().Run(context.Background(), failAt(w.updateTx(), w.kinds(), len(tx.Steps)+i, afterEffect))
+				var je *Error
+				if !errors.As(err, &je) || !je.Committed || !je.Kept || !errors.Is(err, errBoom) {
+					t.Fatalf("Run = %#v", err)
+				}
+				if !strings.Contains(err.Error(), "imgbase recover") {
+					t.Errorf("message does not say what to do: %v", err)
+				}
+				if !w.journalExists(t) {
+					t.Fatal("no journal left for Recover")
+				}
+				// A new transaction must wait for the recovery.
+				var pe *PendingError
+				if err := w.journal().Run(context.Background(), w.updateTx()); !errors.As(err, &pe) || pe.Tx != "update" {
+					t.Errorf("second Run = %v, want a *PendingError", err)
+				}
+				out, err := w.journal().Recover(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Only the failed step and those after it are done again.
+				var want []string
+				for _, s := range tx.AfterCommit[i:] {
+					want = append(want, "do "+s.String())
+				}
+				if out.RolledBack || out.Tx != "update" || strings.Join(out.Steps, "\n") != strings.Join(want, "\n") {
+					t.Errorf("outcome %+v, want steps %q", out, want)
+				}
+				if d := diffState(w.state(t), final); d != "" {
+					t.Errorf("not finished:\n%s", d)
+				}
+				if out, err := w.journal().Recover(context.Background()); out != nil || err != nil {
+					t.Errorf("second Recover = %+v, %v; want nothing", out, err)
+				}
+			})
+		}
 	}
 }
 
@@ -310,25 +317,28 @@ func TestDryRunWritesNoJournal(t *testing.T) {
 		s := &tx.Steps[i]
 		s.Do = func(context.Context) error { done = append(done, s.Kind); return nil }
 	}
-	j.Kinds["remove-base"] = Kind{Do: func(_ context.Context, a Args) error { done = append(done, "remove-base"); return nil }}
+	for _, k := range []string{"remove-base", "write-report"} {
+		j.Kinds[k] = Kind{Do: func(context.Context, Args) error { done = append(done, k); return nil }}
+	}
 	if err := j.Run(context.Background(), tx); err != nil {
 		t.Fatal(err)
 	}
-	want := `# update: step 1/9 create-base lv=Base-2-0
-# update: step 2/9 write-image lv=Base-2-0
-# update: step 3/9 seal-base lv=Base-2-0
-# update: step 4/9 create-layer lv=Base-2-0+1 origin=Base-2-0
-# update: step 5/9 new-uuid lv=Base-2-0+1
-# update: step 6/9 migrate-etc from=Base-1-0+1 to=Base-2-0+1
-# update: step 7/9 boot-entry layer=Base-2-0+1
-# update: step 8/9 set-default layer=Base-2-0+1 previous=Base-1-0+1
+	want := `# update: step 1/10 create-base lv=Base-2-0
+# update: step 2/10 write-image lv=Base-2-0
+# update: step 3/10 seal-base lv=Base-2-0
+# update: step 4/10 create-layer lv=Base-2-0+1 origin=Base-2-0
+# update: step 5/10 new-uuid lv=Base-2-0+1
+# update: step 6/10 migrate-etc from=Base-1-0+1 to=Base-2-0+1
+# update: step 7/10 boot-entry layer=Base-2-0+1
+# update: step 8/10 set-default layer=Base-2-0+1 previous=Base-1-0+1
 # update: commit
-# update: step 9/9 remove-base lv=Base-0-9
+# update: step 9/10 remove-base lv=Base-0-9
+# update: step 10/10 write-report layer=Base-2-0+1
 `
 	if out.String() != want {
 		t.Errorf("dry run printed:\n%s\nwant:\n%s", out.String(), want)
 	}
-	if len(done) != 9 {
+	if len(done) != 10 {
 		t.Errorf("dry run did %v", done)
 	}
 	if w.journalExists(t) {

@@ -164,7 +164,9 @@ func (w world) kinds() Kinds {
 			},
 		},
 		"boot-entry": {
-			Do:   func(_ context.Context, a Args) error { return exclusive("boot/"+a["layer"]+".conf", a["layer"]+"\n", 0o644) },
+			Do: func(_ context.Context, a Args) error {
+				return exclusive("boot/"+a["layer"]+".conf", a["layer"]+"\n", 0o644)
+			},
 			Undo: func(_ context.Context, a Args) error { return remove("boot/" + a["layer"] + ".conf") },
 		},
 		"set-default": {
@@ -173,6 +175,11 @@ func (w world) kinds() Kinds {
 			},
 			Undo: func(_ context.Context, a Args) error {
 				return os.WriteFile(w.path("default"), []byte(a["previous"]+"\n"), 0o644)
+			},
+		},
+		"write-report": {
+			Do: func(_ context.Context, a Args) error {
+				return os.WriteFile(w.path("report"), []byte("updated to "+a["layer"]+"\n"), 0o644)
 			},
 		},
 		"remove-base": {
@@ -200,6 +207,7 @@ func (w world) updateTx() Tx {
 		},
 		AfterCommit: []Step{
 			{Kind: "remove-base", Args: Args{"lv": "Base-0-9"}},
+			{Kind: "write-report", Args: Args{"layer": "Base-2-0+1"}},
 		},
 	}
 }
@@ -219,6 +227,7 @@ func finalState(t testing.TB) map[string]string {
 		"lv/Base-2-0+1":        `-rw-r--r-- "v2\netc=shipped2\nuuid=new\netc=admin\n"`,
 		"boot/Base-2-0+1.conf": `-rw-r--r-- "Base-2-0+1\n"`,
 		"default":              `-rw-r--r-- "Base-2-0+1\n"`,
+		"report":               `-rw-r--r-- "updated to Base-2-0+1\n"`,
 	}
 	for k, v := range want {
 		if st[k] != v {
