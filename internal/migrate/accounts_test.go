@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func lines(ls ...string) string { return strings.Join(ls, "\n") + "\n" }
@@ -252,9 +254,28 @@ func TestRenumberedUserFollowedWhenAdminLeftPasswdAlone(t *testing.T) {
 	if err := os.Lchown(key, 100, 60); err != nil {
 		t.Fatal(err)
 	}
+	// An ACL naming sshd and games follows them too; other ids stay.
+	acl := func(user, group uint32) []byte {
+		return posixACL([3]uint32{aclUserObj, 6, aclUndefinedID}, [3]uint32{aclUser, 4, user}, [3]uint32{aclUser, 4, 7},
+			[3]uint32{aclGroupObj, 4, aclUndefinedID}, [3]uint32{aclGroup, 4, group},
+			[3]uint32{aclMask, 4, aclUndefinedID}, [3]uint32{aclOther, 0, aclUndefinedID})
+	}
+	withACL := filepath.Join(f.running, "etc/ssh/acl")
+	writeFile(t, withACL, "a\n", 0o640)
+	if err := unix.Setxattr(withACL, "system.posix_acl_access", acl(100, 60), 0); err != nil {
+		t.Skipf("no ACL support: %v", err)
+	}
 	rep := f.run()
 	if st := lstat(t, filepath.Join(f.newL, "etc/ssh/key")); st.Uid != 101 || st.Gid != 61 {
 		t.Errorf("owner %d:%d, want 101:61", st.Uid, st.Gid)
+	}
+	buf := make([]byte, 256)
+	n, err := unix.Lgetxattr(filepath.Join(f.newL, "etc/ssh/acl"), "system.posix_acl_access", buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := acl(101, 61); !bytes.Equal(buf[:n], want) {
+		t.Errorf("ACL %x, want %x", buf[:n], want)
 	}
 	assertContent(t, filepath.Join(f.newL, "etc/passwd"), strings.Replace(baseFiles["etc/passwd"], "sshd:x:100:", "sshd:x:101:", 1))
 	if len(rep.Remapped) != 2 {

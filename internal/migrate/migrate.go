@@ -25,7 +25,9 @@
 // which is how type changes (file ↔ directory ↔ symlink) fall out of the
 // same rules. passwd, group, shadow and gshadow are merged by entry name
 // (see accounts.go); files the admin copies keep their hard links; files
-// whose owner's id the new image changed are given the new id.
+// (and named ACL entries) whose user or group the new image renumbered are
+// given the new id. A few generated files (ld.so.cache, the shadow-utils
+// "-" backups) are always the new image's.
 //
 // Safety: each tree is walked from a directory descriptor, one component at
 // a time, with O_NOFOLLOW and AT_SYMLINK_NOFOLLOW; symlinks are read with
@@ -42,8 +44,10 @@ package migrate
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path"
 	"sort"
@@ -67,7 +71,8 @@ func Etc(ctx context.Context, roots Roots, log *slog.Logger) (*Report, error) {
 
 // Paths merges each of paths (relative to the roots, e.g. "etc",
 // "root/.ssh") the way Etc merges /etc. A path whose parent directory is
-// missing from the new root is skipped with a warning.
+// missing from the new root is skipped with a warning. On error the report
+// of what was done so far is returned with it.
 func Paths(ctx context.Context, roots Roots, paths []string, log *slog.Logger) (*Report, error) {
 	m := &merger{log: log, rep: &Report{}, links: map[[2]uint64]string{}}
 	var err error
@@ -86,11 +91,17 @@ func Paths(ctx context.Context, roots Roots, paths []string, log *slog.Logger) (
 	if err := unix.Lstat(procPath(m.new, "."), &unix.Stat_t{}); err != nil {
 		return nil, fmt.Errorf("cannot reach /proc/self/fd, needed for extended attributes: %w", err)
 	}
+	var rels []string
 	for _, p := range paths {
 		rel := strings.Trim(path.Clean("/"+p), "/")
 		if rel == "" {
 			return nil, fmt.Errorf("cannot merge the whole root: give a path below it")
 		}
+		rels = append(rels, rel)
+	}
+	// /etc first: its account merge decides the ids of copied files.
+	sort.SliceStable(rels, func(i, j int) bool { return rels[i] == "etc" && rels[j] != "etc" })
+	for _, rel := range rels {
 		if err := m.top(ctx, rel); err != nil {
 			return m.rep, err
 		}
@@ -436,9 +447,51 @@ func (m *merger) metaOf(r *node) meta {
 	if g, ok := m.gidMap[r.gid]; ok {
 		mt.gid = g
 	}
+	if len(m.uidMap)+len(m.gidMap) > 0 {
+		for _, name := range []string{"system.posix_acl_access", "system.posix_acl_default"} {
+			if acl, ok := r.xattrs[name]; ok {
+				if re := remapACL(acl, m.uidMap, m.gidMap); re != nil {
+					x := maps.Clone(mt.xattrs)
+					x[name] = re
+					mt.xattrs = x
+				}
+			}
+		}
+	}
 	at, mtime := r.atime, r.mtime
 	mt.atime, mt.mtime = &at, &mtime
 	return mt
+}
+
+// remapACL rewrites the named user and group entries of a POSIX ACL in its
+// xattr form (a 4-byte version, then 8-byte tag/perm/id entries), or
+// returns nil when nothing changes or the value is not understood.
+func remapACL(acl []byte, uids, gids map[uint32]uint32) []byte {
+	const aclUser, aclGroup = 0x02, 0x08
+	if len(acl) < 4 || (len(acl)-4)%8 != 0 || binary.LittleEndian.Uint32(acl) != 2 {
+		return nil
+	}
+	out := bytes.Clone(acl)
+	changed := false
+	for off := 4; off < len(out); off += 8 {
+		var ids map[uint32]uint32
+		switch binary.LittleEndian.Uint16(out[off:]) {
+		case aclUser:
+			ids = uids
+		case aclGroup:
+			ids = gids
+		default:
+			continue
+		}
+		if to, ok := ids[binary.LittleEndian.Uint32(out[off+4:])]; ok {
+			binary.LittleEndian.PutUint32(out[off+4:], to)
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	return out
 }
 
 // copyIn writes the running layer's r, and everything below it, as name in

@@ -207,8 +207,8 @@ func posixACL(entries ...[3]uint32) []byte {
 }
 
 const (
-	aclUserObj, aclUser, aclGroupObj, aclMask, aclOther = 0x01, 0x02, 0x04, 0x10, 0x20
-	aclUndefinedID                                      = 0xffffffff
+	aclUserObj, aclUser, aclGroupObj, aclGroup, aclMask, aclOther = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+	aclUndefinedID                                                = 0xffffffff
 )
 
 func TestACLsCopiedAndInheritedOnesDropped(t *testing.T) {
