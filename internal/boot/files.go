@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/imgbase/imgbase/internal/atomicfile"
 )
@@ -86,6 +87,11 @@ func (p Print) WriteFile(path string, data []byte, _ os.FileMode) error {
 	fmt.Fprintf(p.Out, "write %s:\n", path)
 	if isText(data) {
 		for _, line := range splitLines(string(data)) {
+			if len(line) > 40 && strings.Trim(line, "#") == "" {
+				// grubenv's padding
+				fmt.Fprintf(p.Out, "  | (%d bytes of '#')\n", len(line))
+				continue
+			}
 			fmt.Fprintf(p.Out, "  | %s\n", line)
 		}
 	} else {

@@ -92,7 +92,8 @@ type Manager struct {
 	Run command.Runner
 	// Files changes /boot; Disk unless Dry is set.
 	Files Files
-	// Dry, when set, receives what would be written instead.
+	// Dry, when set, receives what would be written instead; for a dry
+	// run Run should be a *command.Dry too (bootctl changes EFI variables).
 	Dry io.Writer
 	// Cmdline is the running kernel's command line file.
 	Cmdline string

@@ -347,6 +347,7 @@ func TestDryChangesNothing(t *testing.T) {
 		"  | options root=/dev/HostVG/Base-1-0+2",
 		"write " + f.boot + "/grub/imgbase.cfg:",
 		"  | try_entry=Base-1-0+2",
+		"  | boot_status=try\n  | (939 bytes of '#')",
 		"img.bootid=Base-1-0+2 ro console=ttyS0,115200n8 quiet panic=10\n",
 	} {
 		if !strings.Contains(out.String(), s) {
