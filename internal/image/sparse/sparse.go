@@ -38,7 +38,14 @@ type Stats struct {
 	// Written is the number of bytes written to the destination
 	// (DataChunks × chunk size, less the part past the image's end).
 	Written int64
+	// NonZero counts the bytes of the image in 4 KiB blocks that are not
+	// all zero: its data as a block-granular copy (dd conv=sparse bs=4k)
+	// sees it, to compare the pool space taken against.
+	NonZero int64
 }
+
+// blockSize is the granularity of Stats.NonZero.
+const blockSize = 4096
 
 // DataBytes is the pool space the image takes once written: its data
 // chunks, each allocated whole.
@@ -210,6 +217,7 @@ type chunkWriter struct {
 	dirty       bool
 	pendingZero int64
 	zeros       []byte // made the first time leading zero units are written
+	lastBlock   int64  // 1 + the last block counted in NonZero, 0 for none
 }
 
 func (w *chunkWriter) block(off int64, buf []byte) error {
@@ -257,6 +265,7 @@ func (w *chunkWriter) block(off int64, buf []byte) error {
 			runStart = at
 		}
 		runEnd = at + int64(len(piece))
+		w.countNonZero(piece, at)
 	}
 	return flush()
 }
@@ -270,6 +279,22 @@ func (w *chunkWriter) write(p []byte, at int64) error {
 		return fmt.Errorf("cannot write at byte %d: %w", at, err)
 	}
 	return nil
+}
+
+// countNonZero adds the 4 KiB blocks of the image that p, at offset at,
+// shows to hold data. Pieces come in increasing order and may be smaller
+// than a block; a block is counted once, whole (short at the image end).
+// Only written pieces are looked at: a skipped piece is all zero.
+func (w *chunkWriter) countNonZero(p []byte, at int64) {
+	for len(p) > 0 {
+		blk := at / blockSize
+		n := min(int64(len(p)), (blk+1)*blockSize-at)
+		if blk+1 != w.lastBlock && !isZero(p[:n]) {
+			w.st.NonZero += min(blockSize, w.size-blk*blockSize)
+			w.lastBlock = blk + 1
+		}
+		p, at = p[n:], at+n
+	}
 }
 
 // writeZeros writes n zero bytes at at, a unit at a time.

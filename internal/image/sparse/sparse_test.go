@@ -80,6 +80,15 @@ func checkChunkRule(t *testing.T, dst *os.File, img, garbage []byte, chunk int64
 	if st.Written != wantWritten {
 		t.Fatalf("wrote %d bytes, want %d", st.Written, wantWritten)
 	}
+	var nonZero int64
+	for off := int64(0); off < size; off += 4096 {
+		if !isZeroRef(img[off:min(off+4096, size)]) {
+			nonZero += min(4096, size-off)
+		}
+	}
+	if st.NonZero != nonZero {
+		t.Fatalf("NonZero = %d, want %d", st.NonZero, nonZero)
+	}
 }
 
 func isZeroRef(p []byte) bool {
