@@ -1,8 +1,10 @@
 package volume
 
 import (
+	"sort"
 	"strings"
 
+	"github.com/imgbase/imgbase/internal/layout"
 	"github.com/imgbase/imgbase/internal/nvr"
 )
 
@@ -111,4 +113,39 @@ func fields(line string) (dev, mnt string, ok bool) {
 	// fstab writes a space in a path as \040; volume paths have none, so
 	// a raw comparison is exact for them.
 	return f[0], strings.TrimSuffix(f[1], "/"), true
+}
+
+// Entries returns the volume lines of an fstab (the running layer's):
+// those whose device is a volume of t. A new layer made from a base gets
+// them with AddAll, so that it mounts the same volumes.
+func Entries(fstab []byte, t *layout.Tree) []Entry {
+	var out []Entry
+	for _, l := range splitLines(fstab) {
+		dev, mnt, ok := fields(l)
+		if !ok {
+			continue
+		}
+		for _, v := range t.Volumes {
+			e := Entry{VG: t.VG, LV: v.Name, Path: mnt}
+			if e.names(dev) {
+				if f := strings.Fields(l); len(f) > 2 {
+					e.FSType = f[2]
+				}
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// AddAll adds every entry to fstab, parents before children.
+func AddAll(fstab []byte, entries []Entry) []byte {
+	sorted := append([]Entry(nil), entries...)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		return strings.Count(sorted[i].Path, "/") < strings.Count(sorted[j].Path, "/")
+	})
+	for _, e := range sorted {
+		fstab = AddToFstab(fstab, e)
+	}
+	return fstab
 }

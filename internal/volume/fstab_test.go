@@ -2,6 +2,9 @@ package volume
 
 import (
 	"testing"
+
+	"github.com/imgbase/imgbase/internal/layout"
+	"github.com/imgbase/imgbase/internal/lvm"
 )
 
 func TestAddToFstabOrder(t *testing.T) {
@@ -76,5 +79,32 @@ func TestRemoveFromFstabKeepsOthers(t *testing.T) {
 	}
 	if dev := Mounts([]byte(in), "/srv"); dev != "" {
 		t.Errorf("Mounts of a disabled line: %q", dev)
+	}
+}
+
+func TestEntriesCarryToANewLayer(t *testing.T) {
+	tree, err := layout.Build([]lvm.LV{
+		{VG: "HostVG", Name: "pool00", Attr: "twi-aotz--", Tags: []string{lvm.TagPool}, VGTags: []string{lvm.TagVG}},
+		{VG: "HostVG", Name: "var", Attr: "Vwi-aotz--", Tags: []string{lvm.TagVolume}, VGTags: []string{lvm.TagVG}},
+		{VG: "HostVG", Name: "var_log", Attr: "Vwi-aotz--", Tags: []string{lvm.TagVolume}, VGTags: []string{lvm.TagVG}},
+		{VG: "HostVG", Name: "data", Attr: "Vwi-aotz--", VGTags: []string{lvm.TagVG}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := "/dev/HostVG/Base-1-0+1 / ext4 defaults,discard 0 1\n" +
+		"/dev/mapper/HostVG-var_log /var/log xfs defaults,discard 0 2\n" +
+		"/dev/HostVG/var /var ext4 defaults,discard 0 2\n" +
+		"/dev/HostVG/data /srv ext4 defaults 0 2\n"
+	es := Entries([]byte(running), tree)
+	if len(es) != 2 || es[0].LV != "var_log" || es[0].FSType != "xfs" || es[1].Path != "/var" {
+		t.Fatalf("entries %+v", es)
+	}
+	got := AddAll([]byte("/dev/HostVG/Base-2-0+1 / ext4 defaults,discard 0 1\n"), es)
+	want := "/dev/HostVG/Base-2-0+1 / ext4 defaults,discard 0 1\n" +
+		"/dev/HostVG/var /var ext4 defaults,discard 0 2\n" +
+		"/dev/HostVG/var_log /var/log xfs defaults,discard 0 2\n"
+	if string(got) != want {
+		t.Errorf("new layer fstab:\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -142,8 +142,9 @@ func wantLines(t *testing.T, got, want []string) {
 	}
 }
 
-// copying runs cp for real, as the fake mounts are plain directories, and
-// records every command; after, when set, runs once cp has copied.
+// copying runs cp and find for real, as the fake mounts are plain
+// directories, and records every command; after, when set, runs once cp
+// has copied.
 type copying struct {
 	*commandtest.Recorder
 	after func(argv []string)
@@ -151,13 +152,13 @@ type copying struct {
 
 func (c *copying) Run(ctx context.Context, cmd command.Cmd) ([]byte, error) {
 	out, err := c.Recorder.Run(ctx, cmd)
-	if err != nil || len(cmd.Argv) == 0 || cmd.Argv[0] != "cp" {
+	if err != nil || len(cmd.Argv) == 0 || cmd.Argv[0] != "cp" && cmd.Argv[0] != "find" {
 		return out, err
 	}
 	if b, err := exec.CommandContext(ctx, cmd.Argv[0], cmd.Argv[1:]...).CombinedOutput(); err != nil {
 		return nil, &command.Error{Argv: cmd.Argv, ExitCode: 1, Stderr: string(b), Err: err}
 	}
-	if c.after != nil {
+	if c.after != nil && cmd.Argv[0] == "cp" {
 		c.after(cmd.Argv)
 	}
 	return nil, nil
