@@ -71,6 +71,9 @@ func (h *Host) RemoveBase(ctx context.Context, name string) error {
 	for _, l := range b.Layers {
 		names = append(names, l.Name())
 	}
+	if err := h.refuseDefault(names...); err != nil {
+		return err
+	}
 	names = append(names, name)
 	if err := h.lvm().Remove(ctx, t.VG, names...); err != nil {
 		return err

@@ -51,6 +51,16 @@ func (b BootManager) RemoveLayer(ctx context.Context, name string) error {
 	return nil
 }
 
+// Default is the layer that boots by default; a host whose loader imgbase
+// does not know has none.
+func (b BootManager) Default() (string, error) {
+	def, err := b.M.Default()
+	if errors.Is(err, boot.ErrNoLoader) {
+		return "", nil
+	}
+	return def, err
+}
+
 // Setup wires the boot loader to read imgbase's entries.
 func (b BootManager) Setup(ctx context.Context) error { return b.M.Setup(ctx) }
 

@@ -34,6 +34,8 @@ type Booter interface {
 	RemoveLayer(ctx context.Context, name string) error
 	// Setup wires the boot loader to read imgbase's entries.
 	Setup(ctx context.Context) error
+	// Default is the layer that boots by default, "" when none.
+	Default() (string, error)
 }
 
 // BootLayer describes a layer to the Booter.

@@ -305,3 +305,56 @@ func TestDryRunChangesNothing(t *testing.T) {
 		t.Errorf("dry run created %s", f.mnt)
 	}
 }
+
+// fakeBoot records what the Host asks of the boot loader.
+type fakeBoot struct {
+	def            string
+	added, removed []string
+	setups         int
+}
+
+func (b *fakeBoot) AddLayer(_ context.Context, l BootLayer) error {
+	b.added = append(b.added, l.Name)
+	return nil
+}
+func (b *fakeBoot) RemoveLayer(_ context.Context, name string) error {
+	b.removed = append(b.removed, name)
+	return nil
+}
+func (b *fakeBoot) Setup(context.Context) error { b.setups++; return nil }
+func (b *fakeBoot) Default() (string, error)    { return b.def, nil }
+
+func TestRemovingTheDefaultIsRefused(t *testing.T) {
+	f := newFixture(t, "running", 254, 5)
+	fb := &fakeBoot{def: "Base-2-0+1"}
+	f.h.Boot = fb
+	ctx := context.Background()
+	if err := f.h.RemoveLayer(ctx, "Base-2-0+1"); err == nil || !strings.Contains(err.Error(), "boots by default") {
+		t.Errorf("remove default layer: %v", err)
+	}
+	if err := f.h.RemoveBase(ctx, "Base-2-0"); err == nil || !strings.Contains(err.Error(), "boots by default") {
+		t.Errorf("remove base of default layer: %v", err)
+	}
+	if m := f.rec.Mutations(); len(m) != 0 || len(fb.removed) != 0 {
+		t.Errorf("refusals ran %v, removed entries %v", m, fb.removed)
+	}
+	if err := f.h.RemoveLayer(ctx, "Base-1-0+2"); err != nil {
+		t.Fatal(err)
+	}
+	if len(fb.removed) != 1 || fb.removed[0] != "Base-1-0+2" {
+		t.Errorf("entries removed %v", fb.removed)
+	}
+}
+
+func TestInitWiresTheLoaderOnce(t *testing.T) {
+	f := newFixture(t, "preinit", 254, 4)
+	fb := &fakeBoot{}
+	f.h.Boot = fb
+	f.layerFstab(t, "Base-1-0+1", "")
+	if _, err := f.h.Init(context.Background(), "Base-1-0", ""); err != nil {
+		t.Fatal(err)
+	}
+	if fb.setups != 1 || len(fb.added) != 1 || fb.added[0] != "Base-1-0+1" {
+		t.Errorf("setups %d, entries %v", fb.setups, fb.added)
+	}
+}

@@ -211,6 +211,9 @@ func (h *Host) RemoveLayer(ctx context.Context, name string) error {
 	if l.LV.Active() && l.LV.Major >= 0 && h.isMounted(l.LV) {
 		return refuse("cannot remove layer %s: it is mounted; unmount it first", name)
 	}
+	if err := h.refuseDefault(name); err != nil {
+		return err
+	}
 	if err := h.lvm().Remove(ctx, t.VG, name); err != nil {
 		return err
 	}
@@ -230,4 +233,22 @@ func (h *Host) isMounted(lv *lvm.LV) bool {
 		return false
 	}
 	return mountedDevice(data, lv.Major, lv.Minor)
+}
+
+// refuseDefault refuses to remove the layer that boots by default: the
+// host would have nothing to boot.
+func (h *Host) refuseDefault(layers ...string) error {
+	if h.Boot == nil {
+		return nil
+	}
+	def, err := h.Boot.Default()
+	if err != nil {
+		return fmt.Errorf("cannot tell the default boot entry: %w", err)
+	}
+	for _, l := range layers {
+		if l == def {
+			return refuse("cannot remove layer %s: it boots by default; choose another with 'imgbase boot --set-default LAYER' first", l)
+		}
+	}
+	return nil
 }

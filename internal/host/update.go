@@ -224,6 +224,11 @@ func (h *Host) collect(ctx context.Context, keep int, newBase string) ([]string,
 			continue
 		}
 		if err := h.RemoveBase(ctx, b.Name()); err != nil {
+			var r *ErrRefused
+			if errors.As(err, &r) {
+				h.Log.Info("keeping old base", "base", b.Name(), "why", r.Reason)
+				continue
+			}
 			return removed, err
 		}
 		removed = append(removed, b.Name())
