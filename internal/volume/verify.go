@@ -36,6 +36,7 @@ func (e *MismatchError) Error() string {
 func VerifyCopy(src, dst string, since time.Time) (changed []string, err error) {
 	var rootDev uint64
 	links := map[uint64]uint64{} // source inode → copy inode
+	c := &comparer{links: links, a: make([]byte, 1<<20), b: make([]byte, 1<<20)}
 	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, werr error) error {
 		if werr != nil {
 			if errors.Is(werr, fs.ErrNotExist) && p != src {
@@ -60,7 +61,7 @@ func VerifyCopy(src, dst string, since time.Time) (changed []string, err error) 
 			changed = append(changed, rel)
 			return nil
 		}
-		if err := sameEntry(p, filepath.Join(dst, rel), rel, &s, links); err != nil {
+		if err := c.sameEntry(p, filepath.Join(dst, rel), rel, &s); err != nil {
 			return err
 		}
 		return nil
@@ -68,7 +69,14 @@ func VerifyCopy(src, dst string, since time.Time) (changed []string, err error) 
 	return changed, err
 }
 
-func sameEntry(sp, dp, rel string, s *unix.Stat_t, links map[uint64]uint64) error {
+// comparer holds what comparing entries shares: the hard links seen and
+// two read buffers, reused for every file.
+type comparer struct {
+	links map[uint64]uint64
+	a, b  []byte
+}
+
+func (c *comparer) sameEntry(sp, dp, rel string, s *unix.Stat_t) error {
 	var d unix.Stat_t
 	if err := unix.Lstat(dp, &d); err != nil {
 		return &MismatchError{Path: rel, What: "missing in the copy"}
@@ -104,16 +112,18 @@ func sameEntry(sp, dp, rel string, s *unix.Stat_t, links map[uint64]uint64) erro
 			return mismatch("size %d, copy %d", s.Size, d.Size)
 		}
 		if s.Nlink > 1 {
-			if prev, seen := links[s.Ino]; seen && prev != d.Ino {
+			if prev, seen := c.links[s.Ino]; seen && prev != d.Ino {
 				return mismatch("hard link broken in the copy")
 			}
-			links[s.Ino] = d.Ino
+			c.links[s.Ino] = d.Ino
 		}
-		if err := sameContent(sp, dp); err != nil {
+		if err := c.sameContent(sp, dp); err != nil {
 			return mismatch("%v", err)
 		}
 	}
-	if s.Mtim != d.Mtim {
+	// A filesystem that keeps whole seconds (ext4 with 128-byte inodes)
+	// drops the nanoseconds of a copy onto it.
+	if s.Mtim != d.Mtim && !(d.Mtim.Nsec == 0 && d.Mtim.Sec == s.Mtim.Sec) {
 		return mismatch("modification time %d, copy %d", s.Mtim.Nano(), d.Mtim.Nano())
 	}
 	return nil
@@ -176,7 +186,7 @@ func xattrs(p string) (map[string][]byte, error) {
 // sameContent compares two files of equal size where either holds data;
 // where both have holes both read zeros, so a sparse file of terabytes
 // costs only its data.
-func sameContent(a, b string) error {
+func (c *comparer) sameContent(a, b string) error {
 	fa, err := os.Open(a)
 	if err != nil {
 		return err
@@ -192,7 +202,7 @@ func sameContent(a, b string) error {
 		return err
 	}
 	ranges := union(dataRanges(fa, st.Size()), dataRanges(fb, st.Size()))
-	ba, bb := make([]byte, 1<<20), make([]byte, 1<<20)
+	ba, bb := c.a, c.b
 	for _, r := range ranges {
 		for off := r[0]; off < r[1]; {
 			n := int(min(int64(len(ba)), r[1]-off))
