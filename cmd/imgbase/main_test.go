@@ -261,6 +261,11 @@ func TestBootWiring(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(c.env.Root, "boot/Base-1-0+2/vmlinuz-6.1.0-13-amd64")); err != nil {
 		t.Errorf("kernel not copied: %v", err)
 	}
+	// The layer gets the unit that marks its trial boot good, enabled.
+	wants := filepath.Join(c.env.MountDir, "Base-1-0+2/etc/systemd/system/multi-user.target.wants/imgbase-boot-success.service")
+	if target, err := os.Readlink(wants); err != nil || target != "../imgbase-boot-success.service" {
+		t.Errorf("success unit not enabled: %q %v", target, err)
+	}
 	code, out, _ := c.run(t, "boot --status")
 	if code != 0 || !strings.Contains(out, "Base-1-0+2") {
 		t.Errorf("boot --status: %d %q", code, out)

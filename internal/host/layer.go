@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/imgbase/imgbase/internal/boot"
 	"github.com/imgbase/imgbase/internal/filesystem"
 	"github.com/imgbase/imgbase/internal/layout"
 	"github.com/imgbase/imgbase/internal/lvm"
@@ -188,6 +189,13 @@ func (h *Host) editLayer(ctx context.Context, t *layout.Tree, base *layout.Base,
 	}
 	if h.Boot == nil {
 		return nil
+	}
+	var dry func(string)
+	if h.dry() {
+		dry = func(p string) { fmt.Fprintf(h.Out, "# write %s\n", p) }
+	}
+	if err := boot.InstallSuccessUnit(mnt, dry); err != nil {
+		return err
 	}
 	return h.Boot.AddLayer(ctx, BootLayer{
 		Name: name, Base: base.Name(), VG: t.VG, Dev: dev, Mnt: mnt,
