@@ -149,6 +149,7 @@ func recoverTo(t *testing.T, w world, want map[string]string, rolledBack bool) {
 func commitRecord(tx Tx) int { return 1 + 2*len(tx.Steps) + 1 }
 
 func TestCrashAfterEveryRecordThenRecover(t *testing.T) {
+	t.Parallel()
 	final := finalState(t)
 	commit := commitRecord(newWorld(t).updateTx())
 	for n := 1; ; n++ {
@@ -175,6 +176,7 @@ func TestCrashAfterEveryRecordThenRecover(t *testing.T) {
 }
 
 func TestCrashInsideEveryStepThenRecover(t *testing.T) {
+	t.Parallel()
 	final := finalState(t)
 	tx := newWorld(t).updateTx()
 	for k := range len(tx.Steps) + len(tx.AfterCommit) {
@@ -195,6 +197,7 @@ func TestCrashInsideEveryStepThenRecover(t *testing.T) {
 
 // A step fails and the process dies at each record of its rollback.
 func TestCrashDuringRollbackThenRecover(t *testing.T) {
+	t.Parallel()
 	const failing = 6 // boot-entry: six steps to undo before it
 	before := 1 + 2*failing + 1
 	for n := before; ; n++ {
@@ -216,6 +219,7 @@ func TestCrashDuringRollbackThenRecover(t *testing.T) {
 // Recover itself is killed at each of its records, and the next Recover
 // still reaches the right end.
 func TestCrashDuringRecoverThenRecover(t *testing.T) {
+	t.Parallel()
 	final := finalState(t)
 	tx := newWorld(t).updateTx()
 	for _, c := range []struct {

@@ -95,7 +95,7 @@ type Tx struct {
 
 // Journal runs transactions and recovers the one a crash left behind.
 type Journal struct {
-	// Path of the journal file; its directory must exist.
+	// Path of the journal file; Run creates its directory.
 	Path  string
 	Kinds Kinds
 	Log   *slog.Logger
@@ -195,13 +195,17 @@ func (j *Journal) Run(ctx context.Context, tx Tx) error {
 	if err := j.check(tx); err != nil {
 		return err
 	}
-	if j.DryOut != nil {
-		return j.dryRun(ctx, tx)
-	}
+	// A dry run refuses too, as the real one would.
 	if r, err := j.load(); err == nil {
 		return &PendingError{Path: j.Path, Tx: r.Tx, Started: r.Started}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return err
+	}
+	if j.DryOut != nil {
+		return j.dryRun(ctx, tx)
+	}
+	if err := os.MkdirAll(filepath.Dir(j.Path), 0o700); err != nil {
+		return fmt.Errorf("cannot start %s: %w", tx.Name, err)
 	}
 	r := newRecord(tx, time.Now())
 	if err := j.write(r); err != nil {

@@ -345,3 +345,57 @@ func TestDryRunWritesNoJournal(t *testing.T) {
 		t.Error("dry run wrote a journal")
 	}
 }
+
+func TestDryRunRefusesWhileAJournalIsLeft(t *testing.T) {
+	w := newWorld(t)
+	j := w.journal()
+	if err := j.Run(context.Background(), failAt(w.updateTx(), j.Kinds, 8, false)); err == nil {
+		t.Fatal("want the after-commit failure")
+	}
+	var out bytes.Buffer
+	j.DryOut = &out
+	var pe *PendingError
+	if err := j.Run(context.Background(), w.updateTx()); !errors.As(err, &pe) {
+		t.Errorf("dry Run = %v, want a *PendingError", err)
+	}
+	if out.Len() != 0 {
+		t.Errorf("dry run printed %q", out.String())
+	}
+}
+
+func TestRunCreatesTheJournalDirectory(t *testing.T) {
+	w := newWorld(t)
+	j := w.journal()
+	j.Path = w.path("var/lib/imgbase/journal.json")
+	var seen string
+	tx := Tx{Name: "t", Steps: []Step{{Kind: "create-base", Args: Args{"lv": "X"}, Do: func(context.Context) error {
+		data, err := os.ReadFile(j.Path)
+		seen = string(data)
+		return err
+	}}}}
+	if err := j.Run(context.Background(), tx); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(seen, `"state": "trying"`) {
+		t.Errorf("journal during the step:\n%s", seen)
+	}
+}
+
+// BenchmarkRun measures the journal's own cost for a ten-step update with
+// steps that do nothing: 2 durable records per step.
+func BenchmarkRun(b *testing.B) {
+	dir := b.TempDir()
+	kinds := Kinds{"noop": {Do: func(context.Context, Args) error { return nil }, Undo: func(context.Context, Args) error { return nil }}}
+	var tx Tx
+	tx.Name = "update"
+	for i := range 8 {
+		tx.Steps = append(tx.Steps, Step{Kind: "noop", Args: Args{"lv": fmt.Sprint("Base-2-0+", i)}})
+	}
+	tx.AfterCommit = []Step{{Kind: "noop"}, {Kind: "noop"}}
+	j := &Journal{Path: dir + "/journal.json", Kinds: kinds}
+	for b.Loop() {
+		if err := j.Run(context.Background(), tx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

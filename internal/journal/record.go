@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -48,10 +49,10 @@ func newRecord(tx Tx, now time.Time) *record {
 	r := &record{Version: formatVersion, Tx: tx.Name, Started: now.UTC(), Phase: phaseRunning,
 		Steps: []stepRecord{}, AfterCommit: []stepRecord{}}
 	for _, s := range tx.Steps {
-		r.Steps = append(r.Steps, stepRecord{Kind: s.Kind, Args: s.Args, State: statePending})
+		r.Steps = append(r.Steps, stepRecord{Kind: s.Kind, Args: maps.Clone(s.Args), State: statePending})
 	}
 	for _, s := range tx.AfterCommit {
-		r.AfterCommit = append(r.AfterCommit, stepRecord{Kind: s.Kind, Args: s.Args, State: statePending})
+		r.AfterCommit = append(r.AfterCommit, stepRecord{Kind: s.Kind, Args: maps.Clone(s.Args), State: statePending})
 	}
 	return r
 }
