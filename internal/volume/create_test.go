@@ -281,6 +281,7 @@ func TestCreateDryRunChangesNothing(t *testing.T) {
 		"lvcreate --thin --virtualsize 1073741824b --name var_log",
 		"cp -ax --sparse=always",
 		"lvchange --activate y --ignoreactivationskip HostVG/Base-1-0+2",
+		"lvchange --activate n HostVG/Base-1-0+2",
 		"# write " + filepath.Join(f.root, "etc/fstab") + ": add /dev/HostVG/var_log /var/log ext4 defaults,discard 0 2",
 		"mount -t ext4 -o discard /dev/HostVG/var_log " + f.root + "/var/log",
 	} {

@@ -61,14 +61,16 @@ func readFstab(p string) ([]byte, os.FileMode, error) {
 // editLayerFstab edits the fstab of a layer that is not running.
 func (m *Manager) editLayerFstab(ctx context.Context, u *undo, t *layout.Tree, l *layout.Layer, edit func([]byte) []byte, what string) error {
 	dev := "/dev/" + t.VG + "/" + l.Name()
+	if !l.LV.Active() {
+		if err := m.lvm().Activate(ctx, t.VG, l.Name()); err != nil {
+			return err
+		}
+		defer m.deactivate(ctx, t.VG, l.Name())
+	}
+	// A dry run cannot probe a layer it did not really activate: mount
+	// then guesses the type.
 	fstype := ""
 	if !m.dry() || l.LV.Active() {
-		if !l.LV.Active() {
-			if err := m.lvm().Activate(ctx, t.VG, l.Name()); err != nil {
-				return err
-			}
-			defer m.deactivate(ctx, t.VG, l.Name())
-		}
 		var err error
 		if fstype, err = m.fs().Type(ctx, dev); err != nil {
 			return err
@@ -77,8 +79,6 @@ func (m *Manager) editLayerFstab(ctx context.Context, u *undo, t *layout.Tree, l
 			m.Log.Warn("layer holds no filesystem: its fstab is left alone", "layer", l.Name())
 			return nil
 		}
-	} else if err := m.lvm().Activate(ctx, t.VG, l.Name()); err != nil {
-		return err // printed only: a dry run cannot probe an inactive layer
 	}
 	mnt := filepath.Join(m.MountDir, l.Name())
 	var old []byte
