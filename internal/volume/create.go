@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/imgbase/imgbase/internal/command"
 	"github.com/imgbase/imgbase/internal/layout"
@@ -52,6 +55,9 @@ func (m *Manager) Create(ctx context.Context, path, sizeArg string) (*CreateResu
 		return nil, err
 	}
 	if err := m.checkCreate(t, path, name); err != nil {
+		return nil, err
+	}
+	if err := m.checkSpace(t, path, sz); err != nil {
 		return nil, err
 	}
 	fstype := m.fsType()
@@ -117,10 +123,60 @@ func (m *Manager) checkCreate(t *layout.Tree, path, name string) error {
 	if dev := Mounts(fstab, path); dev != "" {
 		return refuse("cannot create a volume for %s: /etc/fstab already mounts %s there; remove that line first", path, dev)
 	}
-	if _, err := m.usage(m.path(path)); err != nil {
+	return nil
+}
+
+// checkSpace refuses a directory whose contents do not fit the volume
+// (with room for the filesystem's own metadata) or the pool's free data.
+func (m *Manager) checkSpace(t *layout.Tree, path string, sz uint64) error {
+	need, err := diskUse(m.path(path))
+	if err != nil {
 		return err
 	}
+	if room := sz - sz/20; need > room {
+		return refuse("cannot create a volume of %d bytes for %s: its contents take %d bytes and the filesystem keeps about 5%% for itself; give a size of at least %d", sz, path, need, need+need/19+1)
+	}
+	if free := t.Pool.DataFree(); need > free {
+		return refuse("cannot create a volume for %s: its contents take %d bytes and pool %s/%s has %d bytes free; free %d bytes there first", path, need, t.VG, t.Pool.Name, free, need-free)
+	}
 	return nil
+}
+
+// diskUse is the space the files below dir take on dir's filesystem,
+// each hard-linked file counted once.
+func diskUse(dir string) (uint64, error) {
+	var total uint64
+	var rootDev uint64
+	seen := map[uint64]bool{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && p != dir {
+				return nil
+			}
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return nil
+		}
+		if p == dir {
+			rootDev = st.Dev
+		} else if st.Dev != rootDev {
+			return fs.SkipDir
+		}
+		if st.Nlink > 1 && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			if seen[st.Ino] {
+				return nil
+			}
+			seen[st.Ino] = true
+		}
+		total += uint64(st.Blocks) * 512
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("cannot measure %s: %w", dir, err)
+	}
+	return total, nil
 }
 
 func (m *Manager) create(ctx context.Context, u *undo, t *layout.Tree, e Entry, sz uint64) (*CreateResult, error) {

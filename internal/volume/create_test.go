@@ -20,7 +20,19 @@ const rootFstab = "# /etc/fstab\n/dev/HostVG/Base-1-0+1 / ext4 defaults,discard 
 // layer Base-1-0+2's fstab.
 func createFixture(t *testing.T, rows ...row) (*fixture, *copying) {
 	t.Helper()
-	f := newFixture(t, append(append([]row{}, baseRows...), rows...)...)
+	all := append([]row{}, baseRows...)
+	for _, r := range rows {
+		replaced := false
+		for i := range all {
+			if all[i].name == r.name {
+				all[i], replaced = r, true
+			}
+		}
+		if !replaced {
+			all = append(all, r)
+		}
+	}
+	f := newFixture(t, all...)
 	f.write(t, "etc/fstab", rootFstab)
 	f.write(t, "var/log/messages", "boot ok\n")
 	f.write(t, "var/log/apt/history.log", "install x\n")
@@ -149,6 +161,12 @@ func TestCreateRefusalsRunNothing(t *testing.T) {
 		}},
 		{name: "mount below", path: "/var", size: "1G", msg: "/var/lib/nfs/rpc_pipefs mounted below it", setup: func(f *fixture) {
 			f.mount("/var/lib/nfs/rpc_pipefs", "0:50", "rpc_pipefs", "sunrpc")
+		}},
+		{name: "too small", path: "/var/log", size: "8k", msg: "give a size of at least", setup: func(f *fixture) {
+			f.write(nil, "var/log/big", strings.Repeat("x", 64<<10))
+		}},
+		{name: "pool full", path: "/var/log", size: "1G", msg: "pool HostVG/pool00 has 4096 bytes free", rows: []row{
+			{name: "pool00", attr: "twi-aotz--", tags: lvm.TagPool, size: 16384, major: 254, minor: 3, data: "75.00"},
 		}},
 		{name: "in fstab", path: "/var/log", size: "1G", msg: "/etc/fstab already mounts /dev/sdb1 there", setup: func(f *fixture) {
 			f.write(nil, "etc/fstab", rootFstab+"/dev/sdb1 /var/log ext4 noauto 0 0\n")
