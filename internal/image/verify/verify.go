@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"aead.dev/minisign"
 )
@@ -114,18 +115,34 @@ func Check(ctx context.Context, path string, opts Options) (Result, error) {
 		return res, fmt.Errorf("cannot verify image: %w", err)
 	}
 	defer f.Close()
-	var r io.Reader = f
+	// The two digests are computed side by side, one per core: sha256
+	// without SHA-NI runs at 150–200 MB/s and would otherwise be
+	// followed by BLAKE2b for the signature.
+	var sinks []io.Writer
 	var sum hash.Hash
 	if want != "" {
 		sum = sha256.New()
-		r = io.TeeReader(r, sum)
+		sinks = append(sinks, sum)
 	}
 	var signed *minisign.Reader
+	var signedDone chan struct{}
 	if sig != nil {
-		signed = minisign.NewReader(r)
-		r = signed
+		pr, pw := io.Pipe()
+		signed = minisign.NewReader(pr)
+		signedDone = make(chan struct{})
+		go func() {
+			defer close(signedDone)
+			io.Copy(io.Discard, signed)
+		}()
+		defer pw.Close()
+		sinks = append(sinks, pw)
 	}
-	if err := drain(ctx, r, opts.Progress); err != nil {
+	err = hashAll(ctx, f, sinks, opts.Progress)
+	if sig != nil {
+		sinks[len(sinks)-1].(*io.PipeWriter).Close()
+		<-signedDone
+	}
+	if err != nil {
 		return res, fmt.Errorf("cannot verify image %s: %w", path, err)
 	}
 
@@ -148,24 +165,37 @@ func Check(ctx context.Context, path string, opts Options) (Result, error) {
 	return res, nil
 }
 
-// drain reads r to the end through a 1 MiB buffer.
-func drain(ctx context.Context, r io.Reader, progress func(int64)) error {
+// hashAll reads r to the end through a 1 MiB buffer and writes each
+// piece to every sink at once, the first in this goroutine.
+func hashAll(ctx context.Context, r io.Reader, sinks []io.Writer, progress func(int64)) error {
 	buf := make([]byte, 1<<20)
 	var done int64
+	errs := make([]error, len(sinks))
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n, err := r.Read(buf)
-		done += int64(n)
-		if n > 0 && progress != nil {
-			progress(done)
+		n, rerr := io.ReadFull(r, buf)
+		if n > 0 {
+			var wg sync.WaitGroup
+			for i := 1; i < len(sinks); i++ {
+				wg.Go(func() { _, errs[i] = sinks[i].Write(buf[:n]) })
+			}
+			_, errs[0] = sinks[0].Write(buf[:n])
+			wg.Wait()
+			if err := errors.Join(errs...); err != nil {
+				return err
+			}
+			done += int64(n)
+			if progress != nil {
+				progress(done)
+			}
 		}
-		if errors.Is(err, io.EOF) {
+		if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
 			return nil
 		}
-		if err != nil {
-			return err
+		if rerr != nil {
+			return rerr
 		}
 	}
 }
