@@ -399,3 +399,28 @@ func BenchmarkRun(b *testing.B) {
 		}
 	}
 }
+
+func TestRecoverThatFailsKeepsTheJournal(t *testing.T) {
+	final := finalState(t)
+	w := newWorld(t)
+	j := w.journal()
+	if err := j.Run(context.Background(), failAt(w.updateTx(), j.Kinds, 8, false)); err == nil {
+		t.Fatal("want the after-commit failure")
+	}
+	broken := w.journal()
+	broken.Kinds["remove-base"] = Kind{Do: func(context.Context, Args) error { return errBoom }}
+	out, err := broken.Recover(context.Background())
+	var je *Error
+	if !errors.As(err, &je) || !je.Committed || !errors.Is(err, errBoom) || out == nil || out.RolledBack {
+		t.Fatalf("Recover = %+v, %v", out, err)
+	}
+	if !w.journalExists(t) {
+		t.Fatal("a failed Recover removed the journal")
+	}
+	if _, err := w.journal().Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d := diffState(w.state(t), final); d != "" {
+		t.Errorf("not finished:\n%s", d)
+	}
+}
