@@ -254,3 +254,18 @@ func FuzzParseSumFile(f *testing.F) {
 		}
 	})
 }
+
+// TestReadError: a read failure mid-way is reported with both digests
+// running, and nothing is left waiting.
+func TestReadError(t *testing.T) {
+	f := newFixture(t)
+	priv := f.addKey(t, "vendor.pub")
+	f.sign(t, priv, f.content)
+	dir := filepath.Join(f.dir, "adir")
+	os.Mkdir(dir, 0o755)
+	os.Rename(f.image+".minisig", dir+".minisig")
+	_, err := Check(context.Background(), dir, Options{KeysDir: f.keys, SHA256: digest(f.content)})
+	if err == nil || errors.Is(err, ErrChecksumMismatch) || errors.Is(err, ErrBadSignature) {
+		t.Fatalf("reading a directory: got %v", err)
+	}
+}
