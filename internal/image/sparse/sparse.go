@@ -61,6 +61,9 @@ type Progress func(done int64)
 // zeros where it was never written (a new thin LV); bytes of dst in
 // skipped chunks are left as they are. progress may be nil.
 func Write(ctx context.Context, dst *os.File, src io.ReaderAt, size, chunk int64, progress Progress) (Stats, error) {
+	if err := fits(dst, size); err != nil {
+		return Stats{}, err
+	}
 	st, err := copyChunks(ctx, dst, src, size, chunk, progress)
 	if err != nil {
 		return st, err
@@ -69,6 +72,26 @@ func Write(ctx context.Context, dst *os.File, src io.ReaderAt, size, chunk int64
 		return st, fmt.Errorf("cannot sync %s: %w", dst.Name(), err)
 	}
 	return st, nil
+}
+
+// fits refuses a block device smaller than the image before anything is
+// written; a regular file just grows.
+func fits(dst *os.File, size int64) error {
+	fi, err := dst.Stat()
+	if err != nil {
+		return fmt.Errorf("cannot write to %s: %w", dst.Name(), err)
+	}
+	if fi.Mode()&os.ModeDevice == 0 {
+		return nil
+	}
+	devSize, err := dst.Seek(0, io.SeekEnd)
+	if err != nil {
+		return fmt.Errorf("cannot size %s: %w", dst.Name(), err)
+	}
+	if devSize < size {
+		return fmt.Errorf("cannot write a %d-byte image to %s: the device has %d bytes", size, dst.Name(), devSize)
+	}
+	return nil
 }
 
 // Scan reads size bytes of src and counts its data and zero chunks

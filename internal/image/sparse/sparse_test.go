@@ -7,7 +7,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -279,4 +281,41 @@ func BenchmarkScan(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestDeviceTooSmall writes to a real loop device, which cannot grow: an
+// image larger than it is refused before anything is written.
+func TestDeviceTooSmall(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("loop devices need root")
+	}
+	if _, err := exec.LookPath("losetup"); err != nil {
+		t.Skip("losetup is not installed")
+	}
+	backing, garbage := garbageFile(t, 1<<20, 3)
+	out, err := exec.Command("losetup", "-f", "--show", backing.Name()).Output()
+	if err != nil {
+		t.Skipf("no loop device: %v", err)
+	}
+	loop := strings.TrimSpace(string(out))
+	defer exec.Command("losetup", "-d", loop).Run()
+	dev, err := os.OpenFile(loop, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	img := pattern(64<<10, "DDDDDDDDDDDDDDDDD") // 17 chunks, 1 MiB + 64 KiB
+	if _, err := Write(context.Background(), dev, bytes.NewReader(img), int64(len(img)), 64<<10, nil); err == nil || !strings.Contains(err.Error(), "the device has 1048576 bytes") {
+		t.Fatalf("got %v", err)
+	}
+	if got, _ := os.ReadFile(backing.Name()); !bytes.Equal(got, garbage) {
+		t.Fatal("the device was written to")
+	}
+	// An image that fits goes through the device like through a file.
+	img = pattern(64<<10, "0D0me0sD")
+	st, err := Write(context.Background(), dev, bytes.NewReader(img), int64(len(img)), 64<<10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkChunkRule(t, backing, img, garbage, 64<<10, st)
 }
