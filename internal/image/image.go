@@ -9,6 +9,9 @@
 // anything; for a liveimg it mounts the squashfs read-only through the
 // caller's Mounter and hands out the inner rootfs.img. An Image must be
 // closed, which unmounts what Open mounted.
+//
+// Verify the file (package verify) before Open: opening a liveimg has the
+// kernel parse its squashfs, which should only ever see trusted bytes.
 package image
 
 import (
