@@ -101,6 +101,9 @@ func (x Exec) Run(ctx context.Context, c Cmd) ([]byte, error) {
 	}
 	cmd := exec.CommandContext(ctx, c.Argv[0], c.Argv[1:]...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C", "LANG=C")
+	// A child that keeps our pipes open must not hold Run after the
+	// command itself has exited or been killed.
+	cmd.WaitDelay = 10 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr

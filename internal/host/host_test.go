@@ -36,6 +36,8 @@ func newFixture(t *testing.T, report string, major, minor int) *fixture {
 	rec.On("blkid -p -o value -s TYPE /dev/HostVG/Base-10-0", "", &command.Error{ExitCode: 2})
 	rec.On("blkid -p -o value -s TYPE", "ext4\n", nil)
 	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc/fstab"), []byte("/dev/HostVG/Base-1-0+1 / ext4 defaults,discard 0 1\n/dev/HostVG/var /var ext4 defaults,discard 0 2\n"), 0o644)
 	f := &fixture{rec: rec, out: &bytes.Buffer{}, mnt: filepath.Join(root, "run/imgbase/mnt")}
 	f.h = &Host{
 		Run: rec, Log: slog.New(slog.DiscardHandler), Out: f.out, Root: root,
@@ -150,10 +152,14 @@ func TestInitRefusalsRunNothing(t *testing.T) {
 
 func TestAddLayerOnBaseBudget(t *testing.T) {
 	f := newFixture(t, "running", 254, 5)
-	f.layerFstab(t, "Base-1-0+3", "/dev/HostVG/Base-1-0+1 / ext4 defaults,discard 0 1\n")
+	fstab := f.layerFstab(t, "Base-1-0+3", "/dev/HostVG/Base-1-0+1 / ext4 defaults,discard 0 1\n")
 	res, err := f.h.AddLayer(context.Background(), "Base-1-0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The shared /var volume is mounted by the new layer too.
+	if data, _ := os.ReadFile(fstab); string(data) != "/dev/HostVG/Base-1-0+3 / ext4 defaults,discard 0 1\n/dev/HostVG/var /var ext4 defaults,discard 0 2\n" {
+		t.Errorf("fstab:\n%s", data)
 	}
 	if res.Name != "Base-1-0+3" || res.Origin != "Base-1-0" {
 		t.Errorf("result %+v", res)

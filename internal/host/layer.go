@@ -11,6 +11,7 @@ import (
 	"github.com/imgbase/imgbase/internal/layout"
 	"github.com/imgbase/imgbase/internal/lvm"
 	"github.com/imgbase/imgbase/internal/nvr"
+	"github.com/imgbase/imgbase/internal/volume"
 )
 
 // ErrRefused marks a request imgbase will not carry out as asked; nothing
@@ -184,7 +185,17 @@ func (h *Host) editLayer(ctx context.Context, t *layout.Tree, base *layout.Base,
 			return fmt.Errorf("cannot read the fstab of %s: %w", name, err)
 		}
 	}
-	if err := h.writeFile(fstabPath, filesystem.SetRoot(old, dev, fstype), 0o644); err != nil {
+	fstab := filesystem.SetRoot(old, dev, fstype)
+	// Volumes are shared by every layer: a layer made from a base gets the
+	// base's fstab, which does not mount them yet.
+	if len(t.Volumes) > 0 {
+		running, err := os.ReadFile(h.path("etc/fstab"))
+		if err != nil {
+			return fmt.Errorf("cannot read the running fstab for the volumes: %w", err)
+		}
+		fstab = volume.AddAll(fstab, volume.Entries(running, t))
+	}
+	if err := h.writeFile(fstabPath, fstab, 0o644); err != nil {
 		return err
 	}
 	if h.Boot == nil {
