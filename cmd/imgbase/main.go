@@ -103,7 +103,7 @@ writable layer (a thin snapshot of a base); each layer has its own boot entry.`,
 	pf.StringVar(&a.lockTimeout, "lock-timeout", "60s", "how long to wait for another imgbase to finish")
 	_ = pf.MarkHidden("lock-file")
 	root.AddCommand(a.layoutCommand(), a.baseCommand(), a.layerCommand(), a.updateCommand(),
-		a.bootCommand(), a.rollbackCommand(), a.checkCommand(), a.recoverCommand())
+		a.bootCommand(), a.rollbackCommand(), a.checkCommand(), a.recoverCommand(), a.volumeCommand())
 	return root
 }
 

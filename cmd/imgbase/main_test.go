@@ -43,6 +43,8 @@ func newCLI(t *testing.T, report string, minor int) *cli {
 		"boot/vmlinuz-6.1.0-13-amd64":    "kernel",
 		"boot/initrd.img-6.1.0-13-amd64": "initrd",
 		"boot/grub/grub.cfg":             "serial --unit=0 --speed=115200\nload_env\nmenuentry 'Debian' --id debian {\n linux /vmlinuz-6.1.0-13-amd64 root=/dev/mapper/HostVG-root ro\n}\n",
+		"etc/fstab":                      "/dev/HostVG/Base-1-0+1 / ext4 defaults,discard 0 1\n/dev/HostVG/var /var ext4 defaults,discard 0 2\n",
+		"proc/self/mountinfo":            "25 1 254:5 / / rw,relatime shared:1 - ext4 /dev/mapper/HostVG-Base--1--0+1 rw\n",
 		"proc/cmdline":                   "BOOT_IMAGE=/vmlinuz-6.1.0-13-amd64 root=/dev/mapper/HostVG-root ro console=ttyS0,115200n8\n",
 	} {
 		os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755)
@@ -299,5 +301,25 @@ func TestBootWiring(t *testing.T) {
 	}
 	if code, _, _ := c.run(t, "boot --list --status"); code != 2 {
 		t.Errorf("two boot actions: exit %d", code)
+	}
+}
+
+func TestVolumeCommand(t *testing.T) {
+	c := newCLI(t, "running", 5)
+	if code, out, stderr := c.run(t, "--json volume --list"); code != 0 || !strings.Contains(out, `"path": "/var"`) || !strings.Contains(out, `"lv": "var"`) {
+		t.Errorf("volume --list: %d %q %q", code, out, stderr)
+	}
+	for line, want := range map[string]int{
+		"volume --create /var 1G": 1, // exists
+		"volume --create /var":    2,
+		"volume --list /var":      2,
+		"volume":                  2,
+	} {
+		if code, _, stderr := c.run(t, line); code != want {
+			t.Errorf("%s: exit %d %q, want %d", line, code, stderr, want)
+		}
+	}
+	if m := c.rec.Mutations(); len(m) != 0 {
+		t.Errorf("ran %v", m)
 	}
 }

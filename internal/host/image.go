@@ -38,9 +38,6 @@ func (h *Host) verify(ctx context.Context, req ImageRequest) (verify.Result, err
 	if err != nil {
 		return res, refuse("%v", err)
 	}
-	if !res.Verified() {
-		h.Log.Warn("the image is neither checksummed nor signed", "image", req.Image)
-	}
 	return res, nil
 }
 
@@ -62,14 +59,18 @@ func (h *Host) AddBaseFromImage(ctx context.Context, req ImageRequest) (*BaseRes
 	if err != nil {
 		return nil, err
 	}
+	// Verify before the kernel mounts anything of the image (a liveimg's
+	// squashfs).
+	vres, err := h.verify(ctx, req)
+	if err != nil {
+		return nil, err
+	}
 	im, err := h.openImage(ctx, req.Image)
 	if err != nil {
 		return nil, err
 	}
 	defer im.Close()
-	if _, err := h.verify(ctx, req); err != nil {
-		return nil, err
-	}
+	warnUnverified(h, vres, req.Image)
 	return h.addBase(ctx, &undo{log: h.Log}, t, im, req)
 }
 
@@ -185,4 +186,10 @@ func allocated(path string) int64 {
 		return 0
 	}
 	return st.Blocks * 512
+}
+
+func warnUnverified(h *Host, res verify.Result, path string) {
+	if !res.Verified() {
+		h.Log.Warn("the image is neither checksummed nor signed", "image", path)
+	}
 }

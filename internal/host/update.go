@@ -50,15 +50,16 @@ func (h *Host) Update(ctx context.Context, req UpdateRequest) (*UpdateResult, er
 	if err != nil {
 		return nil, err
 	}
+	vres, err := h.verify(ctx, req.ImageRequest)
+	if err != nil {
+		return nil, err
+	}
 	im, err := h.openImage(ctx, req.Image)
 	if err != nil {
 		return nil, err
 	}
 	defer im.Close()
-	vres, err := h.verify(ctx, req.ImageRequest)
-	if err != nil {
-		return nil, err
-	}
+	warnUnverified(h, vres, req.Image)
 	if req.Format != "" && string(im.Format) != req.Format {
 		return nil, refuse("cannot update from %s: it is a %s image, not %s; drop --format or give the right file", req.Image, im.Format, req.Format)
 	}
