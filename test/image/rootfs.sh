@@ -7,12 +7,17 @@ out=$1
 root=$out/root
 mkdir -p "$out/debs"
 pkgs=$(grep -v '^#' "$HERE/packages.txt" | xargs | tr ' ' ,)
-step "rootfs: debootstrap $DEBIAN_SUITE (minbase + kernel, lvm2, grub-pc, systemd)"
-debootstrap --variant=minbase --include="$pkgs" "$DEBIAN_SUITE" "$root" "$DEBIAN_MIRROR" \
-	>"$out/debootstrap.log" 2>&1 || { tail -20 "$out/debootstrap.log" >&2; die "debootstrap failed"; }
+# A finished debootstrap in OUT (a build interrupted later) is reused.
+if ! grep -qs 'Base system installed successfully' "$out/debootstrap.log"; then
+	step "rootfs: debootstrap $DEBIAN_SUITE (minbase + kernel, lvm2, grub-pc, systemd)"
+	rm -rf "$root"
+	debootstrap --variant=minbase --include="$pkgs" "$DEBIAN_SUITE" "$root" "$DEBIAN_MIRROR" \
+		>"$out/debootstrap.log" 2>&1 || { tail -20 "$out/debootstrap.log" >&2; die "debootstrap failed"; }
+fi
 step "rootfs: configuring"
 # lsinitramfs must show thin_check, or layers on a thin pool cannot boot.
-lsinitramfs "$root"/boot/initrd.img-* | grep -q 'sbin/thin_check' || die "initramfs lacks thin_check"
+initrd_files=$(chroot "$root" sh -c "lsinitramfs /boot/initrd.img-*")
+grep -q 'sbin/thin_check$' <<<"$initrd_files" || die "initramfs lacks thin_check"
 chroot "$root" passwd -d root >/dev/null
 : >"$root/etc/machine-id"
 rm -f "$root/var/lib/dbus/machine-id"

@@ -64,10 +64,10 @@ func kvmWorks(kernel string) bool {
 	} else {
 		f.Close()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Second)
 	defer cancel()
 	out, _ := exec.CommandContext(ctx, "qemu-system-x86_64", "-accel", "kvm", "-m", "256",
-		"-display", "none", "-monitor", "none", "-nic", "none", "-no-reboot", "-serial", "stdio",
+		"-nodefaults", "-display", "none", "-monitor", "none", "-nic", "none", "-no-reboot", "-serial", "stdio",
 		"-kernel", kernel, "-append", "console=ttyS0 panic=-1").Output()
 	return ctx.Err() == nil && strings.Contains(string(out), "Kernel panic")
 }

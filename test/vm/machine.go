@@ -79,7 +79,8 @@ func Start(o Options) (*Machine, error) {
 	sock := filepath.Join(o.Dir, "agent.sock")
 	args := []string{
 		"-accel", o.Accel, "-m", strconv.Itoa(o.Memory), "-smp", strconv.Itoa(o.CPUs),
-		"-display", "none", "-monitor", "none", "-nic", "none",
+		// No floppy, CD-ROM or VGA: probing them costs seconds under TCG.
+		"-nodefaults", "-display", "none", "-monitor", "none", "-nic", "none",
 		"-serial", "file:" + filepath.Join(o.Dir, "serial.log"),
 		"-drive", "file=" + overlay + ",format=qcow2,if=virtio,cache=unsafe,discard=unmap",
 		"-chardev", "socket,id=agent,path=" + sock + ",server=on,wait=off",
