@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"github.com/spf13/cobra"
 
 	"github.com/imgbase/imgbase/internal/boot"
@@ -220,6 +222,17 @@ func (a *app) recoverCommand() *cobra.Command {
 				return err
 			}
 			defer s.close()
+			out, err := s.host.Recover(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if out != nil {
+				what := "finished"
+				if out.RolledBack {
+					what = "undone"
+				}
+				a.printf("Interrupted %q (started %s) %s\n", out.Tx, out.Started.Format(time.RFC3339), what)
+			}
 			ps, err := s.host.RecoverBoot(cmd.Context(), s.boot)
 			if err != nil {
 				return err

@@ -12,6 +12,7 @@ import (
 	"github.com/imgbase/imgbase/internal/boot"
 	"github.com/imgbase/imgbase/internal/command"
 	"github.com/imgbase/imgbase/internal/config"
+	"github.com/imgbase/imgbase/internal/hooks"
 	"github.com/imgbase/imgbase/internal/host"
 )
 
@@ -79,6 +80,7 @@ func (a *app) open(ctx context.Context, mutating bool) (*session, error) {
 		bm.Cmdline = filepath.Join(env.Root, "proc/cmdline")
 		bm.BootIDPath = filepath.Join(env.Root, "proc/sys/kernel/random/boot_id")
 	}
+	h.Hooks = &hooks.Hooks{Dir: filepath.Join(env.Root, "etc/imgbased/hooks.d"), Run: runner, Log: log}
 	s := &session{ctx: ctx, host: h, cfg: cfg, boot: host.BootManager{M: bm, HostBoot: bootDir}}
 	h.Boot = s.boot
 	if mutating && !a.dry {

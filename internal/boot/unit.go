@@ -1,7 +1,7 @@
 package boot
 
 import (
-	_ "embed"
+	"embed"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,35 +9,53 @@ import (
 	"github.com/imgbase/imgbase/internal/atomicfile"
 )
 
-// SuccessUnit is the systemd unit that marks a boot good.
-const SuccessUnit = "imgbase-boot-success.service"
+// SuccessUnit is the systemd unit that marks a boot good; RecoverUnit
+// finishes or undoes an interrupted update at boot.
+const (
+	SuccessUnit = "imgbase-boot-success.service"
+	RecoverUnit = "imgbase-recover.service"
+)
 
-//go:embed imgbase-boot-success.service
-var successUnit []byte
+//go:embed imgbase-boot-success.service imgbase-recover.service
+var units embed.FS
 
-// InstallSuccessUnit installs and enables the success unit in the root
-// directory of a layer, so that a trial boot of that layer can succeed.
-// dry, when set, receives what would be written instead.
-func InstallSuccessUnit(root string, dry func(string)) error {
-	unit := filepath.Join(root, "etc/systemd/system", SuccessUnit)
-	link := filepath.Join(root, "etc/systemd/system/multi-user.target.wants", SuccessUnit)
+// InstallUnits installs and enables imgbase's units in the root directory
+// of a layer, so that a trial boot of that layer can succeed and an
+// interrupted update is dealt with. dry, when set, receives what would be
+// written instead.
+func InstallUnits(root string, dry func(string)) error {
+	for _, name := range []string{SuccessUnit, RecoverUnit} {
+		if err := installUnit(root, name, dry); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func installUnit(root, name string, dry func(string)) error {
+	content, err := units.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	unit := filepath.Join(root, "etc/systemd/system", name)
+	link := filepath.Join(root, "etc/systemd/system/multi-user.target.wants", name)
 	if dry != nil {
 		dry(unit)
 		dry(link)
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
-		return fmt.Errorf("cannot install %s: %w", SuccessUnit, err)
+		return fmt.Errorf("cannot install %s: %w", name, err)
 	}
-	if err := atomicfile.Write(unit, successUnit, 0o644); err != nil {
-		return fmt.Errorf("cannot install %s: %w", SuccessUnit, err)
+	if err := atomicfile.Write(unit, content, 0o644); err != nil {
+		return fmt.Errorf("cannot install %s: %w", name, err)
 	}
-	if target, err := os.Readlink(link); err == nil && target == "../"+SuccessUnit {
+	if target, err := os.Readlink(link); err == nil && target == "../"+name {
 		return nil
 	}
 	os.Remove(link)
-	if err := os.Symlink("../"+SuccessUnit, link); err != nil {
-		return fmt.Errorf("cannot enable %s: %w", SuccessUnit, err)
+	if err := os.Symlink("../"+name, link); err != nil {
+		return fmt.Errorf("cannot enable %s: %w", name, err)
 	}
 	return atomicfile.SyncDir(filepath.Dir(link))
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/imgbase/imgbase/internal/atomicfile"
 	"github.com/imgbase/imgbase/internal/command"
 	"github.com/imgbase/imgbase/internal/filesystem"
+	"github.com/imgbase/imgbase/internal/hooks"
 	"github.com/imgbase/imgbase/internal/layout"
 	"github.com/imgbase/imgbase/internal/lvm"
 )
@@ -65,6 +66,8 @@ type Host struct {
 	// MountDir is where layers are mounted while imgbase prepares them.
 	MountDir string
 	Boot     Booter
+	// Hooks, when set, runs the admin's executables around each verb.
+	Hooks *hooks.Hooks
 }
 
 func (h *Host) lvm() lvm.Client               { return lvm.Client{Run: h.Run} }

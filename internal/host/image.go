@@ -9,11 +9,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/imgbase/imgbase/internal/command"
+	"github.com/imgbase/imgbase/internal/hooks"
 	"github.com/imgbase/imgbase/internal/image"
 	"github.com/imgbase/imgbase/internal/image/sparse"
 	"github.com/imgbase/imgbase/internal/image/verify"
 	"github.com/imgbase/imgbase/internal/layout"
 	"github.com/imgbase/imgbase/internal/lvm"
+	"github.com/imgbase/imgbase/internal/nvr"
 )
 
 // defaultChunk is used when lvs does not report the pool's chunk size.
@@ -71,7 +73,13 @@ func (h *Host) AddBaseFromImage(ctx context.Context, req ImageRequest) (*BaseRes
 	}
 	defer im.Close()
 	warnUnverified(h, vres, req.Image)
-	return h.addBase(ctx, &undo{log: h.Log}, t, im, req)
+	u := &undo{log: h.Log}
+	res, err := h.addBase(ctx, u, t, im, req)
+	if err != nil {
+		return nil, u.rollback(ctx, err)
+	}
+	h.postHook(ctx, hooks.BaseAdd, res.Base)
+	return res, nil
 }
 
 // openImage opens and checks an image file; inspecting it changes nothing,
@@ -93,9 +101,17 @@ func (h *Host) openImage(ctx context.Context, path string) (*image.Image, error)
 	return im, nil
 }
 
-// addBase creates, fills and seals the base of an opened image, pushing
-// undo steps onto u.
-func (h *Host) addBase(ctx context.Context, u *undo, t *layout.Tree, im *image.Image, req ImageRequest) (*BaseResult, error) {
+// basePlan is what a new base from an image will be.
+type basePlan struct {
+	name  string
+	nvr   nvr.NVR
+	size  uint64
+	chunk int64
+}
+
+// planBase names and sizes the base of an opened image, refusing a name
+// that is taken or invalid and an LV smaller than the image.
+func (h *Host) planBase(ctx context.Context, t *layout.Tree, im *image.Image, req ImageRequest) (*basePlan, error) {
 	name := req.NVR
 	if name == "" {
 		var err error
@@ -106,30 +122,45 @@ func (h *Host) addBase(ctx context.Context, u *undo, t *layout.Tree, im *image.I
 	if err := checkNewBase(t, name); err != nil {
 		return nil, err
 	}
+	n, _ := nvr.Parse(name)
 	size := req.Size
 	if size == 0 {
 		size = uint64(im.Size)
 	}
 	if uint64(im.Size) > size {
-		return nil, refuse("cannot add base %s: the image's filesystem is %d bytes, more than --size %d; give --size %dM or more",
+		return nil, refuse("cannot add base %s: the image's filesystem is %d bytes, larger than --size %d; give --size %dM or more",
 			name, im.Size, size, (im.Size+(1<<20)-1)>>20)
 	}
 	chunk := int64(t.Pool.ChunkSize)
 	if chunk <= 0 {
 		chunk = defaultChunk
 	}
+	return &basePlan{name: name, nvr: n, size: size, chunk: chunk}, nil
+}
+
+// addBase creates, fills and seals the base of an opened image, pushing
+// undo steps onto u.
+func (h *Host) addBase(ctx context.Context, u *undo, t *layout.Tree, im *image.Image, req ImageRequest) (*BaseResult, error) {
+	plan, err := h.planBase(ctx, t, im, req)
+	if err != nil {
+		return nil, err
+	}
 	if err := h.preflightPool(t.Pool, im); err != nil {
 		return nil, err
 	}
-	res := &BaseResult{Base: name, Size: size, FSType: string(im.FSType)}
-	h.Log.Info("adding base", "base", name, "image", im.Path, "size", size)
-	if err := h.lvm().CreateThin(ctx, t.VG, t.Pool.Name, name, size, []string{lvm.TagBase}); err != nil {
+	if err := h.preHook(ctx, hooks.BaseAdd, plan.name); err != nil {
+		return nil, err
+	}
+	name, chunk := plan.name, plan.chunk
+	res := &BaseResult{Base: name, Size: plan.size, FSType: string(im.FSType)}
+	h.Log.Info("adding base", "base", name, "image", im.Path, "size", plan.size)
+	if err := h.lvm().CreateThin(ctx, t.VG, t.Pool.Name, name, plan.size, []string{lvm.TagBase}); err != nil {
 		return nil, err
 	}
 	u.push("create "+name, func(ctx context.Context) error { return h.lvm().Remove(ctx, t.VG, name) })
 	dev := "/dev/" + t.VG + "/" + name
 	if h.dry() {
-		fmt.Fprintf(h.Out, "# write %s (%d bytes, sparse, %d-byte chunks) to %s\n", im.Path, im.Size, chunk, dev)
+		fmt.Fprintf(h.Out, "# write %s (%d bytes, sparse) to %s\n", im.Path, im.Size, dev)
 	} else {
 		st, err := h.writeImage(ctx, dev, im, chunk, req.Progress)
 		if err != nil {
@@ -145,7 +176,7 @@ func (h *Host) addBase(ctx context.Context, u *undo, t *layout.Tree, im *image.I
 
 func (h *Host) writeImage(ctx context.Context, dev string, im *image.Image, chunk int64, progress func(done, total int64)) (sparse.Stats, error) {
 	// O_EXCL on a block device fails while anything else has it open.
-	f, err := os.OpenFile(dev, os.O_WRONLY|unix.O_EXCL, 0)
+	f, err := os.OpenFile(h.path(dev), os.O_WRONLY|unix.O_EXCL, 0)
 	if err != nil {
 		return sparse.Stats{}, fmt.Errorf("cannot open %s: %w", dev, err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/imgbase/imgbase/internal/boot"
 	"github.com/imgbase/imgbase/internal/filesystem"
+	"github.com/imgbase/imgbase/internal/hooks"
 	"github.com/imgbase/imgbase/internal/layout"
 	"github.com/imgbase/imgbase/internal/lvm"
 	"github.com/imgbase/imgbase/internal/nvr"
@@ -52,11 +53,15 @@ func (h *Host) AddLayer(ctx context.Context, target string) (*LayerResult, error
 	if t.LV(name) != nil {
 		return nil, refuse("cannot add layer %s: an LV of that name exists in %s; remove or rename it first", name, t.VG)
 	}
+	if err := h.preHook(ctx, hooks.LayerAdd, base.Name(), name); err != nil {
+		return nil, err
+	}
 	u := &undo{log: h.Log}
-	res, err := h.createLayer(ctx, u, t, base, origin, name, layerSetup{})
+	res, err := h.createLayer(ctx, u, t, base, origin, name, layerSetup{try: true})
 	if err != nil {
 		return nil, u.rollback(ctx, err)
 	}
+	h.postHook(ctx, hooks.LayerAdd, base.Name(), name)
 	return res, nil
 }
 
@@ -88,6 +93,8 @@ type layerSetup struct {
 	fill func(ctx context.Context, mnt string) error
 	// try boots the layer first in try mode.
 	try bool
+	// noBoot leaves the boot entry to a later step.
+	noBoot bool
 }
 
 // createLayer snapshots origin as layer name of base and prepares its
@@ -157,7 +164,7 @@ func (h *Host) prepareLayer(ctx context.Context, u *undo, t *layout.Tree, base *
 		err = setup.fill(ctx, mnt)
 	}
 	if err == nil {
-		err = h.editLayer(ctx, t, base, name, dev, fstype, mnt, setup.try)
+		err = h.editLayer(ctx, t, base, name, dev, fstype, mnt, setup)
 	}
 	if uerr := h.fs().Unmount(ctx, mnt); uerr != nil && err == nil {
 		err = uerr
@@ -168,14 +175,14 @@ func (h *Host) prepareLayer(ctx context.Context, u *undo, t *layout.Tree, base *
 	if !h.dry() {
 		os.Remove(mnt)
 	}
-	if h.Boot != nil {
+	if h.Boot != nil && !setup.noBoot {
 		u.push("boot entry of "+name, func(ctx context.Context) error { return h.Boot.RemoveLayer(ctx, name) })
 	}
 	return nil
 }
 
 // editLayer changes files inside the mounted layer.
-func (h *Host) editLayer(ctx context.Context, t *layout.Tree, base *layout.Base, name, dev, fstype, mnt string, try bool) error {
+func (h *Host) editLayer(ctx context.Context, t *layout.Tree, base *layout.Base, name, dev, fstype, mnt string, setup layerSetup) error {
 	fstabPath := filepath.Join(mnt, "etc/fstab")
 	var old []byte
 	if !h.dry() {
@@ -205,12 +212,15 @@ func (h *Host) editLayer(ctx context.Context, t *layout.Tree, base *layout.Base,
 	if h.dry() {
 		dry = func(p string) { fmt.Fprintf(h.Out, "# write %s\n", p) }
 	}
-	if err := boot.InstallSuccessUnit(mnt, dry); err != nil {
+	if err := boot.InstallUnits(mnt, dry); err != nil {
 		return err
+	}
+	if setup.noBoot {
+		return nil
 	}
 	return h.Boot.AddLayer(ctx, BootLayer{
 		Name: name, Base: base.Name(), VG: t.VG, Dev: dev, Mnt: mnt,
-		Latest: base == t.LatestBase(), Try: try,
+		Latest: base == t.LatestBase(), Try: setup.try,
 	})
 }
 
@@ -233,9 +243,13 @@ func (h *Host) RemoveLayer(ctx context.Context, name string) error {
 	if err := h.refuseDefault(name); err != nil {
 		return err
 	}
+	if err := h.preHook(ctx, hooks.LayerRemove, l.Base.Name(), name); err != nil {
+		return err
+	}
 	if err := h.lvm().Remove(ctx, t.VG, name); err != nil {
 		return err
 	}
+	defer h.postHook(ctx, hooks.LayerRemove, l.Base.Name(), name)
 	if h.Boot != nil {
 		if err := h.Boot.RemoveLayer(ctx, name); err != nil {
 			return fmt.Errorf("layer %s is removed but its boot entry is not (run 'imgbase recover'): %w", name, err)

@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 
 	"github.com/imgbase/imgbase/internal/image"
 	"github.com/imgbase/imgbase/internal/image/preflight"
 	"github.com/imgbase/imgbase/internal/image/verify"
+	"github.com/imgbase/imgbase/internal/journal"
 	"github.com/imgbase/imgbase/internal/layout"
 	"github.com/imgbase/imgbase/internal/lvm"
 	"github.com/imgbase/imgbase/internal/migrate"
+	"github.com/imgbase/imgbase/internal/nvr"
 )
 
 // ReportDir is where the report of carried configuration is kept, inside
@@ -39,8 +42,10 @@ type UpdateResult struct {
 
 // Update installs an image as a new base with a first layer that carries
 // the running layer's configuration, gives it a boot entry in try mode,
-// and then removes bases beyond req.Keep. Until the boot entry is written
-// any failure removes what was created; the running system is untouched.
+// and then removes bases beyond req.Keep. It is one journaled transaction:
+// a failure or a crash before the commit (the layer fully prepared) leaves
+// the host as it was, after it the boot entry and the removals are
+// finished by 'imgbase recover'.
 func (h *Host) Update(ctx context.Context, req UpdateRequest) (*UpdateResult, error) {
 	t, err := h.managed(ctx)
 	if err != nil {
@@ -63,52 +68,77 @@ func (h *Host) Update(ctx context.Context, req UpdateRequest) (*UpdateResult, er
 	if req.Format != "" && string(im.Format) != req.Format {
 		return nil, refuse("cannot update from %s: it is a %s image, not %s; drop --format or give the right file", req.Image, im.Format, req.Format)
 	}
+	plan, err := h.planBase(ctx, t, im, req.ImageRequest)
+	if err != nil {
+		return nil, err
+	}
 	if err := h.preflight(t, im, req); err != nil {
 		return nil, err
 	}
-	res := &UpdateResult{Verified: vres, From: running}
-	u := &undo{log: h.Log}
-	if err := h.updateSteps(ctx, u, t, im, req, oldBase, res); err != nil {
-		return nil, u.rollback(ctx, err)
+	if err := h.preHook(ctx, hookUpdate, plan.name, req.Image); err != nil {
+		return nil, err
 	}
-	removed, err := h.collect(ctx, req.Keep, res.Base.Base)
-	res.Removed = removed
-	if err != nil {
-		return res, fmt.Errorf("the update to %s is complete, but removing old bases failed: %w", res.Layer, err)
+	res := &UpdateResult{Verified: vres, From: running, Base: BaseResult{Base: plan.name, Size: plan.size, FSType: string(im.FSType)}}
+	res.Layer = nvr.LayerName(plan.nvr, 1)
+	tx := h.updateTx(t, im, req, plan, oldBase, res)
+	if err := h.journal().Run(ctx, tx); err != nil {
+		return nil, err
 	}
+	h.postHook(ctx, hookUpdate, plan.name, res.Layer)
 	return res, nil
 }
 
-func (h *Host) updateSteps(ctx context.Context, u *undo, t *layout.Tree, im *image.Image, req UpdateRequest, oldBase *layout.Base, res *UpdateResult) error {
-	br, err := h.addBase(ctx, u, t, im, req.ImageRequest)
-	if err != nil {
-		return err
+// updateTx lays out the update as journal steps. Steps before the commit
+// build the new base and layer, which nothing uses yet; only after it does
+// the boot loader learn of the layer.
+func (h *Host) updateTx(t *layout.Tree, im *image.Image, req UpdateRequest, plan *basePlan, oldBase *layout.Base, res *UpdateResult) journal.Tx {
+	vg, base, layer := t.VG, plan.name, res.Layer
+	mnt := h.mountPoint(layer)
+	tx := journal.Tx{Name: "update to " + base}
+	tx.Steps = []journal.Step{
+		{Kind: stepCreateBase, Args: journal.Args{"vg": vg, "pool": t.Pool.Name, "lv": base, "size": strconv.FormatUint(plan.size, 10)}},
+		{Kind: stepWriteImage, Args: journal.Args{"vg": vg, "lv": base, "image": im.Path}, Do: func(ctx context.Context) error {
+			if h.dry() {
+				fmt.Fprintf(h.Out, "# write %s (%d bytes, sparse) to /dev/%s/%s\n", im.Path, im.Size, vg, base)
+				return nil
+			}
+			st, err := h.writeImage(ctx, "/dev/"+vg+"/"+base, im, plan.chunk, req.Progress)
+			res.Base.Written, res.Base.PoolBytes = st.Written, st.DataBytes(plan.chunk)
+			return err
+		}},
+		{Kind: stepSealBase, Args: journal.Args{"vg": vg, "lv": base}},
+		{Kind: stepCreateLayer, Args: journal.Args{"vg": vg, "lv": layer, "origin": base, "mnt": mnt}},
+		{Kind: stepPrepareLayer, Args: journal.Args{"vg": vg, "lv": layer, "mnt": mnt}, Do: func(ctx context.Context) error {
+			nt := withBase(t, base, plan.size)
+			return h.prepareNewLayer(ctx, nt, nt.Base(base), layer, func(ctx context.Context, mnt string) error {
+				rep, err := h.carryConfig(ctx, t, oldBase, mnt)
+				res.Migration = rep
+				return err
+			})
+		}},
 	}
-	res.Base = *br
-	// The tree as it is now, without another lvs call.
+	tx.AfterCommit = []journal.Step{
+		{Kind: stepBootEntry, Args: journal.Args{"vg": vg, "lv": layer, "base": base, "mnt": mnt, "try": "y"}},
+	}
+	for _, old := range h.collectable(t, req.Keep, base) {
+		tx.AfterCommit = append(tx.AfterCommit, journal.Step{Kind: stepRemoveBase, Args: journal.Args{"vg": vg, "lv": old}})
+		res.Removed = append(res.Removed, old)
+	}
+	return tx
+}
+
+// withBase is t with a new sealed base, without another lvs call.
+func withBase(t *layout.Tree, name string, size uint64) *layout.Tree {
 	all := append(append([]lvm.LV(nil), t.All...), lvm.LV{
-		VG: t.VG, Name: br.Base, Attr: "Vri---tz-k", Size: br.Size, Pool: t.Pool.Name,
+		VG: t.VG, Name: name, Attr: "Vri---tz-k", Size: size, Pool: t.Pool.Name,
 		Tags: []string{lvm.TagBase}, VGTags: t.Pool.VGTags, Major: -1, Minor: -1,
 	})
 	nt, err := layout.Build(all)
 	if err != nil {
-		return err
+		// t was built from the same LVs: adding a base cannot make it unreadable.
+		panic(err)
 	}
-	base := nt.Base(br.Base)
-	if base == nil {
-		return fmt.Errorf("cannot find the new base %s in the layout", br.Base)
-	}
-	name := base.NextLayerName()
-	res.Layer = name
-	_, err = h.createLayer(ctx, u, nt, base, base.Name(), name, layerSetup{
-		try: true,
-		fill: func(ctx context.Context, mnt string) error {
-			rep, err := h.carryConfig(ctx, t, oldBase, mnt)
-			res.Migration = rep
-			return err
-		},
-	})
-	return err
+	return nt
 }
 
 // configSource finds the base the running system came from, so that the
@@ -144,7 +174,16 @@ func (h *Host) carryConfig(ctx context.Context, t *layout.Tree, oldBase *layout.
 	if err := h.lvm().Activate(ctx, t.VG, oldBase.Name()); err != nil {
 		return nil, err
 	}
-	defer h.lvm().Deactivate(context.WithoutCancel(ctx), t.VG, oldBase.Name())
+	rep, err := h.mergeFromBase(ctx, oldBase, oldMnt, mnt)
+	if derr := h.lvm().Deactivate(context.WithoutCancel(ctx), t.VG, oldBase.Name()); err == nil {
+		err = derr
+	}
+	return rep, err
+}
+
+// mergeFromBase mounts the (active) old base read-only at oldMnt and
+// merges the running /etc into the new layer at mnt against it.
+func (h *Host) mergeFromBase(ctx context.Context, oldBase *layout.Base, oldMnt, mnt string) (*migrate.Report, error) {
 	fstype, err := h.fs().Type(ctx, oldBase.LV.DevPath())
 	if err != nil {
 		return nil, err
@@ -157,7 +196,14 @@ func (h *Host) carryConfig(ctx context.Context, t *layout.Tree, oldBase *layout.
 	if err := h.fs().Mount(ctx, oldBase.LV.DevPath(), oldMnt, fstype, opts...); err != nil {
 		return nil, err
 	}
-	defer h.fs().Unmount(context.WithoutCancel(ctx), oldMnt)
+	rep, err := h.mergeEtc(ctx, oldMnt, mnt)
+	if uerr := h.fs().Unmount(context.WithoutCancel(ctx), oldMnt); err == nil {
+		err = uerr
+	}
+	return rep, err
+}
+
+func (h *Host) mergeEtc(ctx context.Context, oldMnt, mnt string) (*migrate.Report, error) {
 	rep, err := migrate.Etc(ctx, migrate.Roots{OldBase: oldMnt, Running: h.Root, New: mnt}, h.Log)
 	if err != nil {
 		return rep, err
@@ -204,36 +250,38 @@ func imageData(im *image.Image) int64 {
 	return need
 }
 
-// collect removes the oldest bases beyond keep, never the running one,
-// the new one, or a pinned one.
-func (h *Host) collect(ctx context.Context, keep int, newBase string) ([]string, error) {
-	if keep <= 0 || h.dry() {
-		return nil, nil
-	}
-	t, err := h.managed(ctx)
-	if err != nil {
-		return nil, err
+// collectable returns the oldest bases beyond keep that garbage
+// collection removes: never the running one, the new one, a pinned one, or
+// one whose layer boots by default.
+func (h *Host) collectable(t *layout.Tree, keep int, newBase string) []string {
+	if keep <= 0 {
+		return nil
 	}
 	cur := h.CurrentLayer(t)
-	excess := len(t.Bases) - keep
-	var removed []string
+	def := ""
+	if h.Boot != nil {
+		def, _ = h.Boot.Default()
+	}
+	excess := len(t.Bases) + 1 - keep // the new base counts
+	var out []string
 	for _, b := range t.Bases {
 		if excess <= 0 {
 			break
 		}
-		if b.Name() == newBase || (cur != nil && cur.Base == b) || b.LV.HasTag(lvm.TagPinned) {
+		if b.Name() == newBase || (cur != nil && cur.Base == b) || b.LV.HasTag(lvm.TagPinned) || hasLayer(b, def) {
 			continue
 		}
-		if err := h.RemoveBase(ctx, b.Name()); err != nil {
-			var r *ErrRefused
-			if errors.As(err, &r) {
-				h.Log.Info("keeping old base", "base", b.Name(), "why", r.Reason)
-				continue
-			}
-			return removed, err
-		}
-		removed = append(removed, b.Name())
+		out = append(out, b.Name())
 		excess--
 	}
-	return removed, nil
+	return out
+}
+
+func hasLayer(b *layout.Base, name string) bool {
+	for _, l := range b.Layers {
+		if l.Name() == name {
+			return true
+		}
+	}
+	return false
 }

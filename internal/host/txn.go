@@ -1,0 +1,181 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/imgbase/imgbase/internal/command"
+	"github.com/imgbase/imgbase/internal/journal"
+	"github.com/imgbase/imgbase/internal/layout"
+	"github.com/imgbase/imgbase/internal/lvm"
+)
+
+// JournalFile is where an update records its steps, under the running root.
+const JournalFile = "var/lib/imgbase/journal.json"
+
+// The kinds of journal steps. A kind's Undo works from the step's Args
+// alone, so that another process ('imgbase recover', at boot) can take a
+// crashed update back.
+const (
+	stepCreateBase   = "create-base"
+	stepWriteImage   = "write-image"
+	stepSealBase     = "seal-base"
+	stepCreateLayer  = "create-layer"
+	stepPrepareLayer = "prepare-layer"
+	stepBootEntry    = "boot-entry"
+	stepRemoveBase   = "remove-base"
+)
+
+func (h *Host) journal() *journal.Journal {
+	j := &journal.Journal{Path: h.path(JournalFile), Kinds: h.kinds(), Log: h.Log}
+	if h.dry() {
+		j.DryOut = h.Out
+	}
+	return j
+}
+
+// Recover finishes or undoes an update a crash interrupted. It returns nil
+// when there was nothing to do.
+func (h *Host) Recover(ctx context.Context) (*journal.Outcome, error) {
+	return h.journal().Recover(ctx)
+}
+
+func (h *Host) kinds() journal.Kinds {
+	c := h.lvm()
+	return journal.Kinds{
+		stepCreateBase: {
+			Do: func(ctx context.Context, a journal.Args) error {
+				size, err := strconv.ParseUint(a["size"], 10, 64)
+				if err != nil {
+					return fmt.Errorf("cannot read the size in the journal: %w", err)
+				}
+				return c.CreateThin(ctx, a["vg"], a["pool"], a["lv"], size, []string{lvm.TagBase})
+			},
+			Undo: h.removeIfExists,
+		},
+		stepWriteImage: {},
+		stepSealBase: {Do: func(ctx context.Context, a journal.Args) error {
+			return c.Seal(ctx, a["vg"], a["lv"])
+		}},
+		stepCreateLayer: {
+			Do: func(ctx context.Context, a journal.Args) error {
+				return c.Snapshot(ctx, a["vg"], a["origin"], a["lv"], lvm.SnapshotOpts{Tags: []string{lvm.TagLayer}, Activate: true})
+			},
+			Undo: func(ctx context.Context, a journal.Args) error {
+				if err := h.unmountIfMounted(ctx, a["mnt"]); err != nil {
+					return err
+				}
+				return h.removeIfExists(ctx, a)
+			},
+		},
+		stepPrepareLayer: {Undo: func(ctx context.Context, a journal.Args) error {
+			return h.unmountIfMounted(ctx, a["mnt"])
+		}},
+		stepBootEntry: {
+			Do:   h.bootEntryStep,
+			Undo: func(ctx context.Context, a journal.Args) error { return h.removeBootEntry(ctx, a["lv"]) },
+		},
+		stepRemoveBase: {Do: func(ctx context.Context, a journal.Args) error {
+			err := h.RemoveBase(ctx, a["lv"])
+			var r *ErrRefused
+			if errors.As(err, &r) {
+				// Gone already, or running or booting by default now:
+				// keeping a base is always safe.
+				h.Log.Info("keeping old base", "base", a["lv"], "why", r.Reason)
+				return nil
+			}
+			return err
+		}},
+	}
+}
+
+// prepareNewLayer prepares a layer created by a journal step: new UUID,
+// the fill (carried configuration), fstab. Its boot entry is a later step.
+func (h *Host) prepareNewLayer(ctx context.Context, t *layout.Tree, base *layout.Base, name string, fill func(context.Context, string) error) error {
+	dev := "/dev/" + t.VG + "/" + name
+	fstype, err := h.layerFSType(ctx, t, base.Name(), dev)
+	if err != nil {
+		return err
+	}
+	if fstype == "" {
+		return fmt.Errorf("cannot prepare layer %s: its base holds no filesystem", name)
+	}
+	return h.prepareLayer(ctx, &undo{log: h.Log}, t, base, name, dev, fstype, layerSetup{fill: fill, noBoot: true})
+}
+
+// bootEntryStep writes a layer's boot entry from the journal's Args: the
+// layer is mounted read-only for its kernel.
+func (h *Host) bootEntryStep(ctx context.Context, a journal.Args) error {
+	if h.Boot == nil {
+		return nil
+	}
+	vg, name, mnt := a["vg"], a["lv"], a["mnt"]
+	dev := "/dev/" + vg + "/" + name
+	bl := BootLayer{Name: name, Base: a["base"], VG: vg, Dev: dev, Mnt: mnt, Try: a["try"] == "y", Latest: true}
+	if h.dry() {
+		return h.Boot.AddLayer(ctx, bl)
+	}
+	if err := h.mkdir(mnt); err != nil {
+		return err
+	}
+	fstype, err := h.fs().Type(ctx, dev)
+	if err != nil {
+		return err
+	}
+	opts := []string{"ro", "noload"}
+	if fstype == "xfs" {
+		opts = []string{"ro", "norecovery", "nouuid"}
+	}
+	if err := h.unmountIfMounted(ctx, mnt); err != nil {
+		return err
+	}
+	if err := h.fs().Mount(ctx, dev, mnt, fstype, opts...); err != nil {
+		return err
+	}
+	err = h.Boot.AddLayer(ctx, bl)
+	if uerr := h.fs().Unmount(ctx, mnt); err == nil {
+		err = uerr
+	}
+	return err
+}
+
+func (h *Host) removeBootEntry(ctx context.Context, name string) error {
+	if h.Boot == nil {
+		return nil
+	}
+	return h.Boot.RemoveLayer(ctx, name)
+}
+
+// removeIfExists removes an LV; one that is not there is fine (an undo
+// may run after a crash before its creation).
+func (h *Host) removeIfExists(ctx context.Context, a journal.Args) error {
+	err := h.lvm().Remove(ctx, a["vg"], a["lv"])
+	var ce *command.Error
+	if errors.As(err, &ce) && (strings.Contains(ce.Stderr, "Failed to find") || strings.Contains(ce.Stderr, "not found")) {
+		return nil
+	}
+	return err
+}
+
+// unmountIfMounted unmounts dir when something is mounted on it.
+func (h *Host) unmountIfMounted(ctx context.Context, dir string) error {
+	if dir == "" || h.dry() {
+		return nil
+	}
+	data, err := os.ReadFile(filepath.Join(h.Root, "proc/self/mountinfo"))
+	if err != nil {
+		return nil
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && f[4] == dir {
+			return h.fs().Unmount(ctx, dir)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,137 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/imgbase/imgbase/internal/command"
+	"github.com/imgbase/imgbase/internal/journal"
+)
+
+// failAt fails the k-th mutating command (counting from 0) it sees.
+type failAt struct {
+	next command.Runner
+	k, n int
+}
+
+func (f *failAt) Run(ctx context.Context, c command.Cmd) ([]byte, error) {
+	if c.Mutating {
+		f.n++
+		if f.n-1 == f.k {
+			// Record it too, so that the test sees what was attempted.
+			f.next.Run(ctx, c)
+			return nil, &command.Error{Argv: c.Argv, ExitCode: 5, Stderr: "injected failure"}
+		}
+	}
+	return f.next.Run(ctx, c)
+}
+
+// updateFixture is a host running Base-1-0+1 whose fake devices and
+// mounts are plain files and directories under its root.
+func updateFixture(t *testing.T) (*fixture, *fakeBoot, UpdateRequest) {
+	t.Helper()
+	img := makeExt4(t, 16)
+	f := newFixture(t, "running", 254, 5)
+	f.h.Run = passReads{f.rec}
+	fb := &fakeBoot{def: "Base-1-0+1"}
+	f.h.Boot = fb
+	for _, d := range []string{"dev/HostVG", "etc", "run/imgbase/mnt/Base-1-0/etc", "run/imgbase/mnt/Base-3-0+1/etc"} {
+		os.MkdirAll(filepath.Join(f.h.Root, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(f.h.Root, "dev/HostVG/Base-3-0"), nil, 0o644)
+	os.WriteFile(filepath.Join(f.h.Root, "etc/hostname"), []byte("admin-host\n"), 0o644)
+	os.WriteFile(filepath.Join(f.h.Root, "run/imgbase/mnt/Base-1-0/etc/hostname"), []byte("debian\n"), 0o644)
+	os.WriteFile(filepath.Join(f.h.Root, "run/imgbase/mnt/Base-3-0+1/etc/hostname"), []byte("debian\n"), 0o644)
+	req := UpdateRequest{ImageRequest: ImageRequest{Image: img, NVR: "Base-3-0", Size: 1 << 30}, Keep: 3}
+	req.Verify.KeysDir = t.TempDir()
+	return f, fb, req
+}
+
+func TestUpdateCompletes(t *testing.T) {
+	f, fb, req := updateFixture(t)
+	res, err := f.h.Update(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Layer != "Base-3-0+1" || res.Base.Base != "Base-3-0" || res.Base.Written == 0 {
+		t.Errorf("result %+v", res)
+	}
+	// The admin's hostname was carried into the new layer.
+	if data, _ := os.ReadFile(filepath.Join(f.h.Root, "run/imgbase/mnt/Base-3-0+1/etc/hostname")); string(data) != "admin-host\n" {
+		t.Errorf("hostname in the new layer: %q", data)
+	}
+	if _, err := os.Stat(filepath.Join(f.h.Root, "run/imgbase/mnt/Base-3-0+1", ReportDir, "migrate-report.json")); err != nil {
+		t.Errorf("no migration report: %v", err)
+	}
+	if len(fb.added) != 1 || fb.added[0] != "Base-3-0+1" {
+		t.Errorf("boot entries %v", fb.added)
+	}
+	if _, err := os.Stat(filepath.Join(f.h.Root, JournalFile)); !os.IsNotExist(err) {
+		t.Errorf("journal left behind: %v", err)
+	}
+	// Keep 3 of Base-1-0, Base-2-0, Base-10-0 and the new one: the oldest
+	// removable goes, and Base-1-0 is running.
+	if len(res.Removed) != 1 || res.Removed[0] != "Base-2-0" {
+		t.Errorf("removed %v", res.Removed)
+	}
+}
+
+// A failure at every mutating command before the commit leaves no LV
+// created, no boot entry, and no journal.
+func TestUpdateFailureAtEveryStepUndoes(t *testing.T) {
+	f, _, req := updateFixture(t)
+	if _, err := f.h.Update(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	total := len(f.rec.Mutations())
+	for k := 0; k < total; k++ {
+		f, fb, req := updateFixture(t)
+		inj := &failAt{next: f.h.Run, k: k}
+		f.h.Run = inj
+		_, err := f.h.Update(context.Background(), req)
+		muts := f.rec.Mutations()
+		failed := muts[k]
+		if err == nil {
+			t.Errorf("k=%d (%s): no error", k, failed)
+			continue
+		}
+		var je *journal.Error
+		if errors.As(err, &je) && je.Committed {
+			// After the commit the journal stays, and recover finishes.
+			if _, serr := os.Stat(filepath.Join(f.h.Root, JournalFile)); serr != nil {
+				t.Errorf("k=%d (%s): committed failure without a journal: %v", k, failed, serr)
+			}
+			f.h.Run = inj.next
+			out, rerr := f.h.Recover(context.Background())
+			// A step interrupted after its work may run twice: entries are rewritten whole.
+			if rerr != nil || out == nil || out.RolledBack || len(fb.added) == 0 || fb.added[len(fb.added)-1] != "Base-3-0+1" {
+				t.Errorf("k=%d (%s): recover %+v %v, entries %v", k, failed, out, rerr, fb.added)
+			}
+			continue
+		}
+		created := map[string]bool{}
+		for _, m := range muts {
+			if strings.HasPrefix(m, "lvcreate") {
+				fields := strings.Fields(m)
+				for i, w := range fields {
+					if w == "--name" {
+						created[fields[i+1]] = true
+					}
+				}
+			}
+			if strings.HasPrefix(m, "lvremove --yes HostVG/") {
+				delete(created, strings.TrimPrefix(m, "lvremove --yes HostVG/"))
+			}
+		}
+		if len(created) != 0 || len(fb.added) != 0 {
+			t.Errorf("k=%d (%s): left %v and entries %v; ran:\n%s", k, failed, created, fb.added, strings.Join(muts, "\n"))
+		}
+		if _, err := os.Stat(filepath.Join(f.h.Root, JournalFile)); !os.IsNotExist(err) {
+			t.Errorf("k=%d (%s): journal left behind", k, failed)
+		}
+	}
+}
