@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imgbase/imgbase/internal/layout"
+	"github.com/imgbase/imgbase/internal/volume"
 )
 
 func (a *app) layoutCommand() *cobra.Command {
@@ -50,6 +51,10 @@ func (a *app) layoutCommand() *cobra.Command {
 				}
 				if !a.dry {
 					a.printf("Initialised %s: base %s (from %s), layer %s; reboot into %s to run on it\n", res.VG, res.Base, res.From, res.Layer, res.Layer)
+					a.printf("To keep data that every layer shares out of the layers, create volumes, parents first:\n")
+					for _, o := range volume.Defaults() {
+						a.printf("  imgbase volume --create %-15s %-4s # %s\n", o.Path, o.Size, o.Why)
+					}
 				}
 				return nil
 			}
