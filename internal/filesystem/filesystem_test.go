@@ -1,0 +1,70 @@
+package filesystem
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/imgbase/imgbase/internal/command"
+	"github.com/imgbase/imgbase/internal/command/commandtest"
+)
+
+func TestSetRoot(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"# static\n/dev/mapper/HostVG-root /               ext4    errors=remount-ro 0       1\nUUID=1 /boot ext4 defaults 0 2\n",
+			"# static\n/dev/HostVG/L / ext4 errors=remount-ro,discard 0 1\nUUID=1 /boot ext4 defaults 0 2\n"},
+		{"UUID=x / xfs defaults,discard 0 0\n", "/dev/HostVG/L / xfs defaults,discard 0 0\n"},
+		{"/dev/a /\n", "/dev/HostVG/L / ext4 defaults,discard 0 1\n"},
+		{"", "/dev/HostVG/L / ext4 defaults,discard 0 1\n"},
+		{"UUID=1 /boot ext4 defaults 0 2", "UUID=1 /boot ext4 defaults 0 2\n/dev/HostVG/L / ext4 defaults,discard 0 1\n"},
+		{"/dev/a / ext4 defaults 0 1\n/dev/b / ext4 defaults 0 1\n", "/dev/HostVG/L / ext4 defaults,discard 0 1\n# /dev/b / ext4 defaults 0 1\n"},
+		{"#/dev/old / ext4 defaults 0 1\n", "#/dev/old / ext4 defaults 0 1\n/dev/HostVG/L / ext4 defaults,discard 0 1\n"},
+	} {
+		got := string(SetRoot([]byte(tc.in), "/dev/HostVG/L", "ext4"))
+		if got != tc.want {
+			t.Errorf("SetRoot(%q) =\n%q\nwant\n%q", tc.in, got, tc.want)
+		}
+		if Root([]byte(got)) != "/dev/HostVG/L" {
+			t.Errorf("Root of %q", got)
+		}
+	}
+}
+
+func TestNewUUIDCommands(t *testing.T) {
+	rec := &commandtest.Recorder{}
+	tools := Tools{Run: rec}
+	ctx := context.Background()
+	if err := tools.NewUUID(ctx, "/dev/v/l", "ext4", "/mnt/x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tools.NewUUID(ctx, "/dev/v/x", "xfs", "/mnt/x"); err != nil {
+		t.Fatal(err)
+	}
+	want := "e2fsck -fy /dev/v/l\ntune2fs -U random /dev/v/l\nmount -t xfs -o nouuid /dev/v/x /mnt/x\numount /mnt/x\nxfs_admin -U generate /dev/v/x"
+	if got := strings.Join(rec.Lines(), "\n"); got != want {
+		t.Errorf("commands:\n%s\nwant:\n%s", got, want)
+	}
+	if rec.Calls[0].OKCodes[0] != 1 {
+		t.Error("e2fsck's exit 1 (errors fixed) must count as success")
+	}
+	if err := tools.NewUUID(ctx, "/dev/v/b", "btrfs", "/mnt"); err == nil || !strings.Contains(err.Error(), "not supported") {
+		t.Errorf("btrfs: %v", err)
+	}
+}
+
+func TestType(t *testing.T) {
+	rec := (&commandtest.Recorder{}).
+		On("blkid -p -o value -s TYPE /dev/empty", "", &command.Error{ExitCode: 2}).
+		On("blkid -p -o value -s TYPE /dev/broken", "", &command.Error{ExitCode: 4, Stderr: "io error"}).
+		On("blkid", "ext4\n", nil)
+	tools := Tools{Run: rec}
+	if fs, err := tools.Type(context.Background(), "/dev/a"); fs != "ext4" || err != nil {
+		t.Errorf("%q %v", fs, err)
+	}
+	if fs, err := tools.Type(context.Background(), "/dev/empty"); fs != "" || err != nil {
+		t.Errorf("empty: %q %v", fs, err)
+	}
+	if _, err := tools.Type(context.Background(), "/dev/broken"); err == nil {
+		t.Error("a failing blkid was taken for no filesystem")
+	}
+}
