@@ -72,7 +72,7 @@ func (g *Guest) VGTags(vg string) []string {
 // under /boot and the GRUB environment.
 func (g *Guest) Snapshot() string {
 	g.t.Helper()
-	return g.MustShell("lvs -a -o lv_name,lv_tags,origin,lv_attr,lv_size,pool_lv,data_percent --units b; " +
+	return g.MustShell("lvs -a -o lv_name,lv_tags,origin,lv_attr,lv_size,pool_lv --units b; " +
 		"vgs -o vg_name,vg_tags; find /boot -printf '%p %s %T@\\n' | sort; grub-editenv /boot/grub/grubenv list; " +
 		"blkid -s UUID -o export /dev/HostVG/* 2>/dev/null; ls -l /etc/fstab")
 }
