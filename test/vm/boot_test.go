@@ -1,0 +1,34 @@
+//go:build vm
+
+package vm
+
+import (
+	"strings"
+	"testing"
+)
+
+// The means for #4: after `imgbase layout --init` the guest boots into the
+// first layer, and a grubenv choice picks another entry.
+func TestBootIntoLayer(t *testing.T) {
+	t.Parallel()
+	g := Boot(t)
+	g.MustRun("imgbase", "layout", "--init")
+	layer := nvr1 + "+1"
+
+	b := g.Reboot()
+	if b.LV != vg+"/"+layer {
+		t.Errorf("after layout --init booted %q (%s), want %s/%s", b.LV, b.Cmdline, vg, layer)
+	}
+	if !strings.Contains(b.Cmdline, "img.bootid="+layer) {
+		t.Errorf("cmdline %q lacks img.bootid=%s", b.Cmdline, layer)
+	}
+
+	b = g.BootInto("root", true)
+	if b.LV != vg+"/root" {
+		t.Errorf("next_entry=root booted %q (%s), want %s/root", b.LV, b.Cmdline, vg)
+	}
+	b = g.Reboot()
+	if b.LV != vg+"/"+layer {
+		t.Errorf("next_entry is one-shot, but the boot after it was %q (%s), want %s/%s", b.LV, b.Cmdline, vg, layer)
+	}
+}
