@@ -44,7 +44,7 @@ rootfs() {
 }
 
 agent_key() {
-	key $(ls "$REPO"/test/vm/agent/*.go "$REPO"/test/vm/wire/*.go) \
+	key $(ls "$REPO"/test/vm/agent/*.go "$REPO"/test/vm/wire/*.go | grep -v _test.go) \
 		"$REPO/test/vm/agent/imgbase-test-agent.service" "$(go version)"
 }
 agent_bin() { echo "$IMGBASE_CACHE/agent-$(agent_key)"; }
