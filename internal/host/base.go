@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/imgbase/imgbase/internal/undo"
+
 	"github.com/imgbase/imgbase/internal/layout"
 	"github.com/imgbase/imgbase/internal/lvm"
 	"github.com/imgbase/imgbase/internal/nvr"
@@ -37,13 +39,13 @@ func (h *Host) AddEmptyBase(ctx context.Context, name string, size uint64) error
 	if size == 0 {
 		return refuse("cannot add base %s: --size is required, e.g. --size 10G", name)
 	}
-	u := &undo{log: h.Log}
+	u := &undo.Stack{Log: h.Log}
 	if err := h.lvm().CreateThin(ctx, t.VG, t.Pool.Name, name, size, []string{lvm.TagBase}); err != nil {
 		return err
 	}
-	u.push("create "+name, func(ctx context.Context) error { return h.lvm().Remove(ctx, t.VG, name) })
+	u.Push("create "+name, func(ctx context.Context) error { return h.lvm().Remove(ctx, t.VG, name) })
 	if err := h.lvm().Seal(ctx, t.VG, name); err != nil {
-		return u.rollback(ctx, err)
+		return u.Rollback(ctx, err)
 	}
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/imgbase/imgbase/internal/undo"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/imgbase/imgbase/internal/command"
@@ -73,10 +75,10 @@ func (h *Host) AddBaseFromImage(ctx context.Context, req ImageRequest) (*BaseRes
 	}
 	defer im.Close()
 	warnUnverified(h, vres, req.Image)
-	u := &undo{log: h.Log}
+	u := &undo.Stack{Log: h.Log}
 	res, err := h.addBase(ctx, u, t, im, req)
 	if err != nil {
-		return nil, u.rollback(ctx, err)
+		return nil, u.Rollback(ctx, err)
 	}
 	h.postHook(ctx, hooks.BaseAdd, res.Base)
 	return res, nil
@@ -140,7 +142,7 @@ func (h *Host) planBase(ctx context.Context, t *layout.Tree, im *image.Image, re
 
 // addBase creates, fills and seals the base of an opened image, pushing
 // undo steps onto u.
-func (h *Host) addBase(ctx context.Context, u *undo, t *layout.Tree, im *image.Image, req ImageRequest) (*BaseResult, error) {
+func (h *Host) addBase(ctx context.Context, u *undo.Stack, t *layout.Tree, im *image.Image, req ImageRequest) (*BaseResult, error) {
 	plan, err := h.planBase(ctx, t, im, req)
 	if err != nil {
 		return nil, err
@@ -157,7 +159,7 @@ func (h *Host) addBase(ctx context.Context, u *undo, t *layout.Tree, im *image.I
 	if err := h.lvm().CreateThin(ctx, t.VG, t.Pool.Name, name, plan.size, []string{lvm.TagBase}); err != nil {
 		return nil, err
 	}
-	u.push("create "+name, func(ctx context.Context) error { return h.lvm().Remove(ctx, t.VG, name) })
+	u.Push("create "+name, func(ctx context.Context) error { return h.lvm().Remove(ctx, t.VG, name) })
 	dev := "/dev/" + t.VG + "/" + name
 	if h.dry() {
 		fmt.Fprintf(h.Out, "# write %s (%d bytes, sparse) to %s\n", im.Path, im.Size, dev)

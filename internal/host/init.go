@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/imgbase/imgbase/internal/undo"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/imgbase/imgbase/internal/layout"
@@ -56,27 +58,27 @@ func (h *Host) Init(ctx context.Context, name, from string) (*InitResult, error)
 	}
 
 	h.Log.Info("initialising layout", "vg", src.VG, "pool", src.Pool, "from", src.Name, "base", name)
-	u := &undo{log: h.Log}
+	u := &undo.Stack{Log: h.Log}
 	if err := h.initSteps(ctx, u, t.All, src, name, layerName); err != nil {
-		return nil, u.rollback(ctx, err)
+		return nil, u.Rollback(ctx, err)
 	}
 	return &InitResult{VG: src.VG, Pool: src.Pool, From: src.Name, Base: name, Layer: layerName}, nil
 }
 
-func (h *Host) initSteps(ctx context.Context, u *undo, all []lvm.LV, src *lvm.LV, name, layerName string) error {
+func (h *Host) initSteps(ctx context.Context, u *undo.Stack, all []lvm.LV, src *lvm.LV, name, layerName string) error {
 	c := h.lvm()
 	if err := c.AddVGTag(ctx, src.VG, lvm.TagVG); err != nil {
 		return err
 	}
-	u.push("tag "+src.VG, func(ctx context.Context) error { return c.DelVGTag(ctx, src.VG, lvm.TagVG) })
+	u.Push("tag "+src.VG, func(ctx context.Context) error { return c.DelVGTag(ctx, src.VG, lvm.TagVG) })
 	if err := c.AddLVTag(ctx, src.VG, src.Pool, lvm.TagPool); err != nil {
 		return err
 	}
-	u.push("tag "+src.Pool, func(ctx context.Context) error { return c.DelLVTag(ctx, src.VG, src.Pool, lvm.TagPool) })
+	u.Push("tag "+src.Pool, func(ctx context.Context) error { return c.DelLVTag(ctx, src.VG, src.Pool, lvm.TagPool) })
 	if err := c.AddLVTag(ctx, src.VG, src.Name, lvm.TagInit); err != nil {
 		return err
 	}
-	u.push("tag "+src.Name, func(ctx context.Context) error { return c.DelLVTag(ctx, src.VG, src.Name, lvm.TagInit) })
+	u.Push("tag "+src.Name, func(ctx context.Context) error { return c.DelLVTag(ctx, src.VG, src.Name, lvm.TagInit) })
 	// The base is a snapshot of the running root: lvm suspends (and so
 	// freezes) the origin while it takes it, so the copy is consistent.
 	err := c.Snapshot(ctx, src.VG, src.Name, name, lvm.SnapshotOpts{
@@ -85,7 +87,7 @@ func (h *Host) initSteps(ctx context.Context, u *undo, all []lvm.LV, src *lvm.LV
 	if err != nil {
 		return err
 	}
-	u.push("create "+name, func(ctx context.Context) error { return c.Remove(ctx, src.VG, name) })
+	u.Push("create "+name, func(ctx context.Context) error { return c.Remove(ctx, src.VG, name) })
 	// Re-read the layout in the new shape without another lvs call.
 	t, err := layout.Build(withInit(all, src, name))
 	if err != nil {

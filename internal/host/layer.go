@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/imgbase/imgbase/internal/undo"
+
 	"github.com/imgbase/imgbase/internal/boot"
 	"github.com/imgbase/imgbase/internal/filesystem"
 	"github.com/imgbase/imgbase/internal/hooks"
@@ -56,10 +58,10 @@ func (h *Host) AddLayer(ctx context.Context, target string) (*LayerResult, error
 	if err := h.preHook(ctx, hooks.LayerAdd, base.Name(), name); err != nil {
 		return nil, err
 	}
-	u := &undo{log: h.Log}
+	u := &undo.Stack{Log: h.Log}
 	res, err := h.createLayer(ctx, u, t, base, origin, name, layerSetup{try: true})
 	if err != nil {
-		return nil, u.rollback(ctx, err)
+		return nil, u.Rollback(ctx, err)
 	}
 	h.postHook(ctx, hooks.LayerAdd, base.Name(), name)
 	return res, nil
@@ -99,7 +101,7 @@ type layerSetup struct {
 
 // createLayer snapshots origin as layer name of base and prepares its
 // filesystem, pushing undo steps onto u.
-func (h *Host) createLayer(ctx context.Context, u *undo, t *layout.Tree, base *layout.Base, origin, name string, setup layerSetup) (*LayerResult, error) {
+func (h *Host) createLayer(ctx context.Context, u *undo.Stack, t *layout.Tree, base *layout.Base, origin, name string, setup layerSetup) (*LayerResult, error) {
 	h.Log.Info("adding layer", "layer", name, "origin", origin)
 	err := h.lvm().Snapshot(ctx, t.VG, origin, name, lvm.SnapshotOpts{
 		Tags:     []string{lvm.TagLayer},
@@ -108,7 +110,7 @@ func (h *Host) createLayer(ctx context.Context, u *undo, t *layout.Tree, base *l
 	if err != nil {
 		return nil, err
 	}
-	u.push("create "+name, func(ctx context.Context) error { return h.lvm().Remove(ctx, t.VG, name) })
+	u.Push("create "+name, func(ctx context.Context) error { return h.lvm().Remove(ctx, t.VG, name) })
 	res := &LayerResult{Name: name, Origin: origin}
 	dev := "/dev/" + t.VG + "/" + name
 	fstype, err := h.layerFSType(ctx, t, origin, dev)
@@ -144,7 +146,7 @@ func (h *Host) layerFSType(ctx context.Context, t *layout.Tree, origin, dev stri
 
 // prepareLayer gives a new layer its own filesystem UUID, makes its fstab
 // name it as / with discard, and writes its boot entry.
-func (h *Host) prepareLayer(ctx context.Context, u *undo, t *layout.Tree, base *layout.Base, name, dev, fstype string, setup layerSetup) error {
+func (h *Host) prepareLayer(ctx context.Context, u *undo.Stack, t *layout.Tree, base *layout.Base, name, dev, fstype string, setup layerSetup) error {
 	mnt := h.mountPoint(name)
 	if err := h.mkdir(mnt); err != nil {
 		return err
@@ -176,7 +178,7 @@ func (h *Host) prepareLayer(ctx context.Context, u *undo, t *layout.Tree, base *
 		os.Remove(mnt)
 	}
 	if h.Boot != nil && !setup.noBoot {
-		u.push("boot entry of "+name, func(ctx context.Context) error { return h.Boot.RemoveLayer(ctx, name) })
+		u.Push("boot entry of "+name, func(ctx context.Context) error { return h.Boot.RemoveLayer(ctx, name) })
 	}
 	return nil
 }

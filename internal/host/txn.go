@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/imgbase/imgbase/internal/undo"
+
 	"github.com/imgbase/imgbase/internal/command"
 	"github.com/imgbase/imgbase/internal/journal"
 	"github.com/imgbase/imgbase/internal/layout"
@@ -105,7 +107,7 @@ func (h *Host) prepareNewLayer(ctx context.Context, t *layout.Tree, base *layout
 	if fstype == "" {
 		return fmt.Errorf("cannot prepare layer %s: its base holds no filesystem", name)
 	}
-	return h.prepareLayer(ctx, &undo{log: h.Log}, t, base, name, dev, fstype, layerSetup{fill: fill, noBoot: true})
+	return h.prepareLayer(ctx, &undo.Stack{Log: h.Log}, t, base, name, dev, fstype, layerSetup{fill: fill, noBoot: true})
 }
 
 // bootEntryStep writes a layer's boot entry from the journal's Args: the

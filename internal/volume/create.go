@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imgbase/imgbase/internal/undo"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/imgbase/imgbase/internal/command"
@@ -63,10 +65,10 @@ func (m *Manager) Create(ctx context.Context, path, sizeArg string) (*CreateResu
 	fstype := m.fsType()
 	e := Entry{VG: t.VG, LV: name, Path: path, FSType: fstype}
 	m.Log.Info("creating volume", "path", path, "lv", name, "size", sz, "fs", fstype)
-	u := &undo{log: m.Log}
+	u := &undo.Stack{Log: m.Log}
 	res, err := m.create(ctx, u, t, e, sz)
 	if err != nil {
-		return nil, u.rollback(ctx, err)
+		return nil, u.Rollback(ctx, err)
 	}
 	m.reloadSystemd(ctx)
 	return res, nil
@@ -179,11 +181,11 @@ func diskUse(dir string) (uint64, error) {
 	return total, nil
 }
 
-func (m *Manager) create(ctx context.Context, u *undo, t *layout.Tree, e Entry, sz uint64) (*CreateResult, error) {
+func (m *Manager) create(ctx context.Context, u *undo.Stack, t *layout.Tree, e Entry, sz uint64) (*CreateResult, error) {
 	if err := m.lvm().CreateThin(ctx, t.VG, t.Pool.Name, e.LV, sz, []string{lvm.TagVolume}); err != nil {
 		return nil, err
 	}
-	u.push("create "+e.LV, func(ctx context.Context) error { return m.lvm().Remove(ctx, t.VG, e.LV) })
+	u.Push("create "+e.LV, func(ctx context.Context) error { return m.lvm().Remove(ctx, t.VG, e.LV) })
 	if err := m.mkfs(ctx, e.Dev(), e.FSType); err != nil {
 		return nil, err
 	}
@@ -203,7 +205,7 @@ func (m *Manager) create(ctx context.Context, u *undo, t *layout.Tree, e Entry, 
 	if err := m.fs().Mount(ctx, e.Dev(), src, e.FSType, "discard"); err != nil {
 		return nil, err
 	}
-	u.push("mount "+e.Path, func(ctx context.Context) error { return m.fs().Unmount(ctx, src) })
+	u.Push("mount "+e.Path, func(ctx context.Context) error { return m.fs().Unmount(ctx, src) })
 	if len(changed) > 0 {
 		m.Log.Warn("files changed while they were copied; their newest content is in the hidden old directory", "path", e.Path, "count", len(changed))
 	}

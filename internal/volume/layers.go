@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/imgbase/imgbase/internal/undo"
+
 	"github.com/imgbase/imgbase/internal/layout"
 )
 
@@ -14,7 +16,7 @@ import (
 // it is not active) under MountDir while its fstab is edited. Each edit
 // pushes an undo step that writes the old content back. what describes the
 // edit for a dry run.
-func (m *Manager) editFstabs(ctx context.Context, u *undo, t *layout.Tree, edit func([]byte) []byte, what string) error {
+func (m *Manager) editFstabs(ctx context.Context, u *undo.Stack, t *layout.Tree, edit func([]byte) []byte, what string) error {
 	cur := m.currentLayer(t)
 	for _, l := range t.Layers() {
 		if cur != nil && l.Name() == cur.Name() {
@@ -28,7 +30,7 @@ func (m *Manager) editFstabs(ctx context.Context, u *undo, t *layout.Tree, edit 
 }
 
 // editFile edits one fstab in place and pushes its restore onto u.
-func (m *Manager) editFile(u *undo, p string, edit func([]byte) []byte, what string) error {
+func (m *Manager) editFile(u *undo.Stack, p string, edit func([]byte) []byte, what string) error {
 	old, perm, err := readFstab(p)
 	if err != nil {
 		return err
@@ -39,7 +41,7 @@ func (m *Manager) editFile(u *undo, p string, edit func([]byte) []byte, what str
 	if err := m.writeFile(p, edit(old), perm, what); err != nil {
 		return err
 	}
-	u.push("edit "+p, func(context.Context) error { return m.writeFile(p, old, perm, "restore") })
+	u.Push("edit "+p, func(context.Context) error { return m.writeFile(p, old, perm, "restore") })
 	return nil
 }
 
@@ -59,7 +61,7 @@ func readFstab(p string) ([]byte, os.FileMode, error) {
 }
 
 // editLayerFstab edits the fstab of a layer that is not running.
-func (m *Manager) editLayerFstab(ctx context.Context, u *undo, t *layout.Tree, l *layout.Layer, edit func([]byte) []byte, what string) error {
+func (m *Manager) editLayerFstab(ctx context.Context, u *undo.Stack, t *layout.Tree, l *layout.Layer, edit func([]byte) []byte, what string) error {
 	dev := "/dev/" + t.VG + "/" + l.Name()
 	if !l.LV.Active() {
 		if err := m.lvm().Activate(ctx, t.VG, l.Name()); err != nil {
@@ -97,7 +99,7 @@ func (m *Manager) editLayerFstab(ctx context.Context, u *undo, t *layout.Tree, l
 	if err != nil || m.dry() {
 		return err
 	}
-	u.push("edit the fstab of "+l.Name(), func(ctx context.Context) error {
+	u.Push("edit the fstab of "+l.Name(), func(ctx context.Context) error {
 		if !l.LV.Active() {
 			if err := m.lvm().Activate(ctx, t.VG, l.Name()); err != nil {
 				return err

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imgbase/imgbase/internal/undo"
+
 	"github.com/imgbase/imgbase/internal/layout"
 )
 
@@ -89,9 +91,9 @@ func (m *Manager) Remove(ctx context.Context, path string) (*RemoveResult, error
 
 	e := Entry{VG: t.VG, LV: name, Path: path}
 	m.Log.Info("removing volume", "path", path, "lv", name)
-	u := &undo{log: m.Log}
+	u := &undo.Stack{Log: m.Log}
 	if err := m.remove(ctx, u, t, e, lv.Active(), mp == path, newDir, oldDir); err != nil {
-		return nil, u.rollback(ctx, err)
+		return nil, u.Rollback(ctx, err)
 	}
 	// The contents are safe in the root now: a failing lvremove leaves an
 	// unused LV, not a broken host, so it is reported and not undone.
@@ -102,25 +104,25 @@ func (m *Manager) Remove(ctx context.Context, path string) (*RemoveResult, error
 	return &RemoveResult{Path: path, LV: name, Old: oldDir}, nil
 }
 
-func (m *Manager) remove(ctx context.Context, u *undo, t *layout.Tree, e Entry, active, mounted bool, newDir, oldDir string) error {
+func (m *Manager) remove(ctx context.Context, u *undo.Stack, t *layout.Tree, e Entry, active, mounted bool, newDir, oldDir string) error {
 	src := m.path(e.Path)
 	if mounted {
 		if err := m.fs().Unmount(ctx, src); err != nil {
 			return fmt.Errorf("%w; it is in use: see 'fuser -vm %s', stop what uses it and retry", err, e.Path)
 		}
-		u.push("unmount "+e.Path, func(ctx context.Context) error { return m.fs().Mount(ctx, e.Dev(), src, "", "discard") })
+		u.Push("unmount "+e.Path, func(ctx context.Context) error { return m.fs().Mount(ctx, e.Dev(), src, "", "discard") })
 	}
 	if !active {
 		if err := m.lvm().Activate(ctx, t.VG, e.LV); err != nil {
 			return err
 		}
-		u.push("activate "+e.LV, func(ctx context.Context) error { return m.lvm().Deactivate(ctx, t.VG, e.LV) })
+		u.Push("activate "+e.LV, func(ctx context.Context) error { return m.lvm().Deactivate(ctx, t.VG, e.LV) })
 	}
 	dst := m.path(newDir)
 	if err := m.mkdir(dst); err != nil {
 		return err
 	}
-	u.push("create "+newDir, func(context.Context) error { return m.removeAll(dst) })
+	u.Push("create "+newDir, func(context.Context) error { return m.removeAll(dst) })
 	err := m.withMounted(ctx, e.Dev(), filepath.Join(m.MountDir, e.LV), "", func() error {
 		_, err := m.copyTree(ctx, filepath.Join(m.MountDir, e.LV), dst, time.Time{})
 		return err
@@ -139,11 +141,11 @@ func (m *Manager) remove(ctx context.Context, u *undo, t *layout.Tree, e Entry, 
 	if err := m.rename(src, m.path(oldDir)); err != nil {
 		return err
 	}
-	u.push("move "+e.Path+" aside", func(context.Context) error { return m.rename(m.path(oldDir), src) })
+	u.Push("move "+e.Path+" aside", func(context.Context) error { return m.rename(m.path(oldDir), src) })
 	if err := m.rename(dst, src); err != nil {
 		return err
 	}
-	u.push("move the copy to "+e.Path, func(context.Context) error { return m.rename(src, dst) })
+	u.Push("move the copy to "+e.Path, func(context.Context) error { return m.rename(src, dst) })
 	return nil
 }
 

@@ -19,7 +19,6 @@ package volume
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -237,36 +236,6 @@ func (m *Manager) currentLayer(t *layout.Tree) *layout.Layer {
 		return nil
 	}
 	return t.Current(major, minor)
-}
-
-// undo remembers how to take back each step of a verb.
-type undo struct {
-	log   *slog.Logger
-	steps []undoStep
-}
-
-type undoStep struct {
-	what string
-	fn   func(context.Context) error
-}
-
-func (u *undo) push(what string, fn func(context.Context) error) {
-	u.steps = append(u.steps, undoStep{what, fn})
-}
-
-// rollback runs the undo steps in reverse order, even when ctx is done,
-// and returns err joined with any failure to undo.
-func (u *undo) rollback(ctx context.Context, err error) error {
-	ctx = context.WithoutCancel(ctx)
-	for i := len(u.steps) - 1; i >= 0; i-- {
-		s := u.steps[i]
-		u.log.Info("undoing", "step", s.what)
-		if uerr := s.fn(ctx); uerr != nil {
-			err = errors.Join(err, fmt.Errorf("cannot undo %s (do it by hand): %w", s.what, uerr))
-		}
-	}
-	u.steps = nil
-	return err
 }
 
 // writeFile writes a file atomically, or says what it would write in a
