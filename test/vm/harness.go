@@ -125,6 +125,33 @@ func (g *Guest) waitBoot(notBoot string) {
 	}
 }
 
+// Run runs argv in the guest and logs the command line, exit code and time.
+func (g *Guest) Run(timeout time.Duration, argv ...string) (Result, error) {
+	g.t.Helper()
+	start := time.Now()
+	r, err := g.Machine.Run(timeout, argv...)
+	g.logCmd(strings.Join(argv, " "), r, err, start)
+	return r, err
+}
+
+// Shell runs a /bin/sh line in the guest and logs it like Run.
+func (g *Guest) Shell(timeout time.Duration, line string) (Result, error) {
+	g.t.Helper()
+	start := time.Now()
+	r, err := g.Machine.Shell(timeout, line)
+	g.logCmd(line, r, err, start)
+	return r, err
+}
+
+func (g *Guest) logCmd(what string, r Result, err error, start time.Time) {
+	g.t.Helper()
+	if err != nil {
+		g.t.Logf("guest# %s: %v", what, err)
+		return
+	}
+	g.t.Logf("guest# %s -> exit %d (%s)", what, r.ExitCode, time.Since(start).Round(10*time.Millisecond))
+}
+
 // MustRun runs argv, fails the test unless it exits 0, and returns stdout.
 func (g *Guest) MustRun(argv ...string) string {
 	g.t.Helper()
