@@ -108,11 +108,6 @@ func Boot(t testing.TB) *Guest {
 	})
 	g.waitBoot("")
 	t.Logf("booted in %s (%s)", time.Since(start).Round(time.Second), Accel())
-	if bin := os.Getenv(EnvBin); bin != "" {
-		if err := m.CopyIn(bin, ImgbasePath, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
 	return g
 }
 
@@ -122,6 +117,13 @@ func (g *Guest) waitBoot(notBoot string) {
 	defer cancel()
 	if err := g.Ready(ctx, notBoot); err != nil {
 		g.t.Fatalf("%v (serial log: %s)", err, g.SerialLog())
+	}
+	// Every boot gets the binary under test: a layer of a new base does
+	// not have the copy made into an earlier one.
+	if bin := os.Getenv(EnvBin); bin != "" {
+		if err := g.CopyIn(bin, ImgbasePath, 0o755); err != nil {
+			g.t.Fatal(err)
+		}
 	}
 }
 

@@ -63,15 +63,17 @@ func run() error {
 	d.sh("lvs -o lv_name,lv_tags,origin,lv_attr,lv_size HostVG")
 	d.sh("grub-editenv /boot/grub/grubenv list; ls /boot/loader/entries 2>/dev/null || true")
 	say("rebooting into the default entry")
-	old, _ := m.Ping(30 * time.Second)
-	if _, err := m.Run(time.Minute, "systemctl", "reboot"); err != nil {
-		// The agent may go down before it answers.
-		say("(%v)", err)
-	}
 	ctx2, cancel2 := context.WithTimeout(context.Background(), vm.BootTimeout)
 	defer cancel2()
-	if err := m.Ready(ctx2, old); err != nil {
+	if err := m.Reboot(ctx2); err != nil {
 		return fmt.Errorf("%w (serial log: %s)", err, m.SerialLog())
+	}
+	if err := m.Ready(ctx2, ""); err != nil {
+		return err
+	}
+	// A layer of the new base does not have the imgbase copied in before.
+	if err := m.CopyIn(os.Getenv(vm.EnvBin), vm.ImgbasePath, 0o755); err != nil {
+		return err
 	}
 	d.sh("findmnt -no SOURCE / ; cat /proc/cmdline; cat /usr/share/imgbase-test/version")
 	d.sh("imgbase layout")
