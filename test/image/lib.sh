@@ -25,5 +25,14 @@ key() {
 	done | sha256sum | cut -c1-16
 }
 
-# publish moves a finished build into place, so a half-built one is never used.
-publish() { rm -rf "$2"; mv "$1" "$2"; }
+# publish moves a finished build into place, so a half-built one is never
+# used, and drops all but the newest two builds of the same kind (keys of
+# other branches), so the cache does not grow without end.
+publish() {
+	rm -rf "$2"; mv "$1" "$2"
+	local old
+	for old in $(ls -dt "${2%-*}"-* | grep -v '\.tmp$' | tail -n +3); do
+		step "cache: removing old build $old"
+		rm -rf "$old"
+	done
+}
