@@ -51,7 +51,7 @@ func run() error {
 	d := demo{m: m}
 	d.sh("findmnt -no SOURCE / ; cat /usr/share/imgbase/build/meta/nvr")
 	d.sh("lvs -o lv_name,lv_tags,origin,lv_attr,lv_size HostVG")
-	d.sh("imgbase layout")
+	d.expectFail("imgbase layout") // nothing to show before --init
 	d.sh("imgbase layout --init")
 	d.sh("imgbase layout")
 	d.sh("imgbase --debug --dry base --add --size 1G /mnt/payload/v2.img")
@@ -77,7 +77,10 @@ func run() error {
 	}
 	d.sh("findmnt -no SOURCE / ; cat /proc/cmdline; cat /usr/share/imgbase-test/version")
 	d.sh("imgbase layout")
-	say("done in %s; %d command(s) failed", time.Since(start).Round(time.Second), d.failed)
+	say("done in %s", time.Since(start).Round(time.Second))
+	if d.failed > 0 {
+		return fmt.Errorf("%d command(s) did not do what was expected", d.failed)
+	}
 	return nil
 }
 
@@ -87,14 +90,29 @@ type demo struct {
 }
 
 func (d *demo) sh(line string) {
+	if !d.run(line) {
+		d.failed++
+	}
+}
+
+// expectFail runs a command that is meant to fail at this point.
+func (d *demo) expectFail(line string) {
+	if d.run(line) {
+		d.failed++
+		fmt.Println("=> succeeded, but was expected to fail")
+	}
+}
+
+func (d *demo) run(line string) bool {
 	fmt.Printf("\n# %s\n", line)
 	r, err := d.m.Shell(10*time.Minute, line)
 	os.Stdout.WriteString(r.Stdout)
 	os.Stdout.WriteString(indent(r.Stderr))
 	if err != nil || r.ExitCode != 0 {
-		d.failed++
 		fmt.Printf("=> exit %d %v\n", r.ExitCode, orEmpty(err))
+		return false
 	}
+	return true
 }
 
 func indent(s string) string {
