@@ -34,5 +34,12 @@ unit: vet
 clean:
 	rm -rf bin
 
+# bench: Go benchmarks (decoding 1,000 LVs, the sparse writer, the merge …),
+# then imgbase against the bare tools on real LVM in a guest, as a table.
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 20x -benchmem ./internal/...
+	@set -e; vars=$$(bash test/image/build.sh all); \
+	env $$vars IMGBASE_BENCH=1 IMGBASE_BIN=$(CURDIR)/$(BIN) $(GO) test -tags vm ./test/vm -run '^TestBench$$' -v -count=1 -timeout 40m
+
 # VM targets (image, check, demo, runtime-layout.squash, bench) live in vm.mk.
 -include vm.mk
