@@ -8,8 +8,6 @@ import (
 	"testing"
 )
 
-const vg = "HostVG"
-
 // checkInitTags checks what `imgbase layout --init` must tag.
 func checkInitTags(t *testing.T, g *Guest, lvs map[string]LV) {
 	t.Helper()

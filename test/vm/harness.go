@@ -32,6 +32,9 @@ const PayloadDir = "/mnt/payload"
 // ImgbasePath is where Boot installs the imgbase binary in the guest.
 const ImgbasePath = "/usr/local/sbin/imgbase"
 
+// tenMinutes bounds one command of a walk-through.
+const tenMinutes = 10 * time.Minute
+
 // BootTimeout bounds one boot (SeaBIOS, GRUB, kernel, systemd) under TCG.
 var BootTimeout = 6 * time.Minute
 

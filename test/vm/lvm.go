@@ -8,6 +8,9 @@ import (
 	"strings"
 )
 
+// vg is the volume group of the test host image.
+const vg = "HostVG"
+
 // LV is one row of lvm2's own lvs report: tests check imgbase's work with
 // it, never with imgbase.
 type LV struct {

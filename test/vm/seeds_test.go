@@ -5,7 +5,6 @@ package vm
 import (
 	"strings"
 	"testing"
-	"time"
 )
 
 // The seeds' walk-throughs, verbatim, each on a fresh copy of the host
@@ -242,5 +241,3 @@ func TestDryRun(t *testing.T) {
 	dry("layer", "--add")
 	dry("layer", "--add", nvr1)
 }
-
-const tenMinutes = 10 * time.Minute
