@@ -84,8 +84,8 @@ func (h *Host) AddBaseFromImage(ctx context.Context, req ImageRequest) (*BaseRes
 	return res, nil
 }
 
-// openImage opens and checks an image file; inspecting it changes nothing,
-// so a dry run does it for real.
+// openImage opens an image file; inspecting it changes nothing, so a dry
+// run does it for real. Its filesystem is checked by writeChecked.
 func (h *Host) openImage(ctx context.Context, path string) (*image.Image, error) {
 	run := h.Run
 	if d, ok := run.(*command.Dry); ok {
@@ -94,10 +94,6 @@ func (h *Host) openImage(ctx context.Context, path string) (*image.Image, error)
 	env := image.Env{Run: run, Mount: image.LoopMounter{Run: run}, Log: h.Log}
 	im, err := image.Open(ctx, path, env)
 	if err != nil {
-		return nil, refuse("%v", err)
-	}
-	if err := im.Check(ctx); err != nil {
-		im.Close()
 		return nil, refuse("%v", err)
 	}
 	return im, nil
@@ -162,9 +158,12 @@ func (h *Host) addBase(ctx context.Context, u *undo.Stack, t *layout.Tree, im *i
 	u.Push("create "+name, func(ctx context.Context) error { return h.lvm().Remove(ctx, t.VG, name) })
 	dev := "/dev/" + t.VG + "/" + name
 	if h.dry() {
+		if err := h.checkImage(ctx, im); err != nil {
+			return nil, err
+		}
 		fmt.Fprintf(h.Out, "# write %s (%d bytes, sparse) to %s\n", im.Path, im.Size, dev)
 	} else {
-		st, err := h.writeImage(ctx, dev, im, chunk, req.Progress)
+		st, err := h.writeChecked(ctx, dev, im, chunk, req.Progress)
 		if err != nil {
 			return nil, err
 		}
@@ -174,6 +173,35 @@ func (h *Host) addBase(ctx context.Context, u *undo.Stack, t *layout.Tree, im *i
 		return nil, err
 	}
 	return res, nil
+}
+
+// checkImage runs the filesystem's own checker on the image.
+func (h *Host) checkImage(ctx context.Context, im *image.Image) error {
+	if err := im.Check(ctx); err != nil {
+		return refuse("%v", err)
+	}
+	return nil
+}
+
+// writeChecked writes the image to dev while its filesystem is checked:
+// both read the same file, and on two CPUs the check costs no time. A
+// failed check fails the write, whose caller removes the LV.
+func (h *Host) writeChecked(ctx context.Context, dev string, im *image.Image, chunk int64, progress func(done, total int64)) (sparse.Stats, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	checked := make(chan error, 1)
+	go func() {
+		err := h.checkImage(ctx, im)
+		if err != nil {
+			cancel() // no point writing a damaged filesystem to the end
+		}
+		checked <- err
+	}()
+	st, werr := h.writeImage(ctx, dev, im, chunk, progress)
+	if cerr := <-checked; cerr != nil {
+		return st, cerr
+	}
+	return st, werr
 }
 
 func (h *Host) writeImage(ctx context.Context, dev string, im *image.Image, chunk int64, progress func(done, total int64)) (sparse.Stats, error) {

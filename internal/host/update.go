@@ -75,6 +75,11 @@ func (h *Host) Update(ctx context.Context, req UpdateRequest) (*UpdateResult, er
 	if err := h.preflight(t, im, req); err != nil {
 		return nil, err
 	}
+	if h.dry() {
+		if err := h.checkImage(ctx, im); err != nil {
+			return nil, err
+		}
+	}
 	if err := h.preHook(ctx, hookUpdate, plan.name, req.Image); err != nil {
 		return nil, err
 	}
@@ -102,7 +107,7 @@ func (h *Host) updateTx(t *layout.Tree, im *image.Image, req UpdateRequest, plan
 				fmt.Fprintf(h.Out, "# write %s (%d bytes, sparse) to /dev/%s/%s\n", im.Path, im.Size, vg, base)
 				return nil
 			}
-			st, err := h.writeImage(ctx, "/dev/"+vg+"/"+base, im, plan.chunk, req.Progress)
+			st, err := h.writeChecked(ctx, "/dev/"+vg+"/"+base, im, plan.chunk, req.Progress)
 			res.Base.Written, res.Base.PoolBytes = st.Written, st.DataBytes(plan.chunk)
 			return err
 		}},

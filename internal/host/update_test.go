@@ -83,3 +83,37 @@ func TestUpdateRefusalsCreateNothing(t *testing.T) {
 		})
 	}
 }
+
+// A filesystem that fails its check is refused; what was made is removed.
+func TestCorruptImageLeavesNothing(t *testing.T) {
+	img := makeExt4(t, 16)
+	if out, err := exec.Command("debugfs", "-w", "-R", "clri <2>", img).CombinedOutput(); err != nil {
+		t.Skipf("debugfs: %v %s", err, out)
+	}
+	for _, update := range []bool{false, true} {
+		f, _, req := updateFixture(t)
+		req.Image = img
+		var err error
+		if update {
+			_, err = f.h.Update(context.Background(), req)
+		} else {
+			_, err = f.h.AddBaseFromImage(context.Background(), req.ImageRequest)
+		}
+		if err == nil || !strings.Contains(err.Error(), "corrupt") {
+			t.Fatalf("update=%v: err = %v", update, err)
+		}
+		m := f.rec.Mutations()
+		created, removed := 0, 0
+		for _, line := range m {
+			if strings.HasPrefix(line, "lvcreate") {
+				created++
+			}
+			if line == "lvremove --yes HostVG/Base-3-0" {
+				removed++
+			}
+		}
+		if created != removed {
+			t.Errorf("update=%v: created %d, removed %d: %v", update, created, removed, m)
+		}
+	}
+}
