@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -43,7 +44,16 @@ func (Disk) Remove(path string) error {
 	return atomicfile.SyncDir(filepath.Dir(path))
 }
 
+// CopyFile copies src to dst atomically. When another layer's directory
+// beside dst's already holds an identical file (layers of one base share
+// their kernel), dst becomes a hard link to it: /boot is small, and a link
+// costs no writes.
 func (Disk) CopyFile(dst, src string) error {
+	if twin := findTwin(dst, src); twin != "" {
+		if err := linkAtomic(twin, dst); err == nil {
+			return nil
+		}
+	}
 	in, err := os.Open(src)
 	if err != nil {
 		return fmt.Errorf("cannot copy %s: %w", src, err)
@@ -141,4 +151,61 @@ func splitLines(s string) []string {
 		s = s[i:]
 	}
 	return out
+}
+
+// findTwin returns a file named like dst in a sibling directory of dst's
+// whose content equals src's, or "".
+func findTwin(dst, src string) string {
+	st, err := os.Stat(src)
+	if err != nil || !st.Mode().IsRegular() {
+		return ""
+	}
+	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(filepath.Dir(dst)), "*", filepath.Base(dst)))
+	for _, m := range matches {
+		if m == dst {
+			continue
+		}
+		if ms, err := os.Lstat(m); err == nil && ms.Mode().IsRegular() && ms.Size() == st.Size() && sameContent(m, src) {
+			return m
+		}
+	}
+	return ""
+}
+
+func sameContent(a, b string) bool {
+	fa, err := os.Open(a)
+	if err != nil {
+		return false
+	}
+	defer fa.Close()
+	fb, err := os.Open(b)
+	if err != nil {
+		return false
+	}
+	defer fb.Close()
+	ba, bb := make([]byte, 1<<20), make([]byte, 1<<20)
+	for {
+		na, ea := io.ReadFull(fa, ba)
+		nb, eb := io.ReadFull(fb, bb)
+		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
+			return false
+		}
+		if ea != nil || eb != nil {
+			return (ea == io.EOF || ea == io.ErrUnexpectedEOF) && (eb == io.EOF || eb == io.ErrUnexpectedEOF)
+		}
+	}
+}
+
+// linkAtomic makes dst a hard link to src, replacing dst atomically.
+func linkAtomic(src, dst string) error {
+	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".link")
+	os.Remove(tmp)
+	if err := os.Link(src, tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return atomicfile.SyncDir(filepath.Dir(dst))
 }
