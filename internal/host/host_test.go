@@ -364,3 +364,35 @@ func TestInitWiresTheLoaderOnce(t *testing.T) {
 		t.Errorf("setups %d, entries %v", fb.setups, fb.added)
 	}
 }
+
+// The same verbs on reports recorded from real lvm2 (test/vm's
+// TestRecordLVMFixtures).
+func TestVerbsOnRealReports(t *testing.T) {
+	f := newFixture(t, "real-preinit", 253, 4)
+	f.layerFstab(t, "Base-1-0+1", "/dev/mapper/HostVG-root / ext4 errors=remount-ro 0 1\n")
+	if _, err := f.h.Init(context.Background(), "Base-1-0", "/"); err != nil {
+		t.Fatal(err)
+	}
+	if m := f.rec.Mutations(); len(m) < 5 || m[3] != "lvcreate --snapshot --name Base-1-0 --addtag imgbased:base --setactivationskip y --permission r --activate n HostVG/root" {
+		t.Errorf("init on the real report ran %v", m)
+	}
+	f = newFixture(t, "real-many", 253, 5)
+	tree, err := f.h.Layout(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur := f.h.CurrentLayer(tree)
+	if cur == nil || cur.Name() != "Base-1-0+1" {
+		t.Fatalf("current %v", cur)
+	}
+	if got := tree.Text(cur.Name()); got != "Base-1-0\n +- Base-1-0+1 (current)\n +- Base-1-0+2\nBase-2-0\nimgbase-test-2.0-1\n +- imgbase-test-2.0-1+1\n" {
+		t.Errorf("tree:\n%s", got)
+	}
+	if err := f.h.RemoveBase(context.Background(), "Base-1-0"); err == nil {
+		t.Error("removed the running base")
+	}
+	if err := f.h.RemoveLayer(context.Background(), "Base-1-0+2"); err != nil {
+		t.Fatal(err)
+	}
+	wantLines(t, f.rec.Mutations(), []string{"lvremove --yes HostVG/Base-1-0+2"})
+}

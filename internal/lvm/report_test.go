@@ -101,3 +101,33 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// Fields as real lvm2 2.03 reports them (test/vm's TestRecordLVMFixtures).
+func TestDecodeRealReport(t *testing.T) {
+	lvs, err := Decode(readFixture(t, "real-many.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := map[string]LV{}
+	for _, lv := range lvs {
+		by[lv.Name] = lv
+	}
+	if len(by) != 8 {
+		t.Fatalf("%d LVs", len(by))
+	}
+	pool := by["pool00"]
+	if !pool.IsThinPool() || pool.ChunkSize != 65536 || pool.MetadataSize != 8<<20 || pool.DataPercent != 22.07 || pool.MetaPercent != 16.94 {
+		t.Errorf("pool %+v", pool)
+	}
+	base := by["Base-1-0"]
+	if !base.IsThin() || !base.ReadOnly() || !base.SkipActivation() || base.Active() || base.Origin != "root" || base.Major != -1 {
+		t.Errorf("base %+v", base)
+	}
+	layer := by["Base-1-0+2"]
+	if layer.ReadOnly() || layer.SkipActivation() || !layer.Active() || layer.Origin != "Base-1-0" || layer.Major != 253 || !layer.HasTag(TagLayer) || !layer.VGHasTag(TagVG) {
+		t.Errorf("layer %+v", layer)
+	}
+	if root := by["root"]; !root.HasTag(TagInit) || !root.Active() {
+		t.Errorf("root %+v", root)
+	}
+}
