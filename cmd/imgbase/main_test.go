@@ -323,3 +323,15 @@ func TestVolumeCommand(t *testing.T) {
 		t.Errorf("ran %v", m)
 	}
 }
+
+// A host whose /boot has no loader imgbase knows still gets its layout.
+func TestInitWithoutKnownLoader(t *testing.T) {
+	c := newCLI(t, "preinit", 4)
+	os.RemoveAll(filepath.Join(c.env.Root, "boot/grub"))
+	if code, _, stderr := c.run(t, "layout --init Base-1-0"); code != 0 {
+		t.Fatalf("init: %d %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(c.env.Root, "boot/loader/entries/Base-1-0_1.conf")); err != nil {
+		t.Errorf("no entry: %v", err)
+	}
+}

@@ -28,6 +28,13 @@ func (b BootManager) AddLayer(ctx context.Context, l BootLayer) error {
 		src = b.HostBoot
 	}
 	try := l.Try && l.Latest
+	if b.M.Loader == boot.LoaderNone {
+		// Entries are still written (a loader set up later reads them),
+		// but there is nothing to select with.
+		b.M.Log.Warn("no boot loader imgbase knows in /boot: the entry is written, nothing selects it; see 'imgbase boot --setup'", "layer", l.Name)
+		_, err := b.M.AddLayer(ctx, boot.Layer{Name: l.Name, NVR: l.Base, VG: l.VG, KernelSrcDir: src}, false)
+		return err
+	}
 	if _, err := b.M.AddLayer(ctx, boot.Layer{Name: l.Name, NVR: l.Base, VG: l.VG, KernelSrcDir: src}, try); err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/imgbase/imgbase/internal/boot"
 	"github.com/imgbase/imgbase/internal/layout"
 	"github.com/imgbase/imgbase/internal/lvm"
 	"github.com/imgbase/imgbase/internal/nvr"
@@ -101,7 +103,11 @@ func (h *Host) initSteps(ctx context.Context, u *undo.Stack, all []lvm.LV, src *
 		return err
 	}
 	if h.Boot != nil {
-		return h.Boot.Setup(ctx)
+		// A host whose loader imgbase does not know keeps its entries;
+		// 'imgbase boot --setup' wires a loader installed later.
+		if err := h.Boot.Setup(ctx); err != nil && !errors.Is(err, boot.ErrNoLoader) {
+			return err
+		}
 	}
 	return nil
 }
