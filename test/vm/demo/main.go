@@ -76,6 +76,10 @@ func run() error {
 		return err
 	}
 	d.sh("findmnt -no SOURCE / ; cat /proc/cmdline; cat /usr/share/imgbase-test/version")
+	// / must be the layer the demo added last: the trial boot of the
+	// newest layer of the newest base.
+	d.sh(`want=$(imgbase layer --latest) && cur=$(imgbase layer --current) && echo "booted $cur, added $want" && [ "$cur" = "$want" ]`)
+	d.sh("systemctl is-active imgbase-boot-success.service; imgbase boot --status")
 	d.sh("imgbase layout")
 	say("done in %s", time.Since(start).Round(time.Second))
 	if d.failed > 0 {
