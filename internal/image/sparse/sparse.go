@@ -133,6 +133,7 @@ func copyChunks(ctx context.Context, dst io.WriterAt, src io.ReaderAt, size, chu
 	if f, ok := dst.(*os.File); ok {
 		wb.f = f
 	}
+	defer wb.close()
 	for b := range full {
 		if b.err != nil {
 			return w.st, b.err
@@ -160,26 +161,48 @@ func copyChunks(ctx context.Context, dst io.WriterAt, src io.ReaderAt, size, chu
 // before the data is on disk, and the final fsync stalls with no output.
 const WritebackWindow = 32 << 20
 
-// writeback keeps at most two windows of dirty data: it starts writeback
-// of each finished window and waits for the one before it
-// (sync_file_range, the technique of dd oflag=direct without its
-// alignment rules). It is a hint: errors are left to the final fsync.
+// writeback keeps the dirty data bounded: each finished window is handed
+// to a flusher goroutine that writes it back and waits for it
+// (sync_file_range, the technique of dd oflag=direct without its alignment
+// rules). The flusher runs on its own thread, so submitting the I/O
+// overlaps with reading and copying the next window instead of stalling
+// it; the writer waits only when the flusher is a window behind, so at
+// most about three windows are dirty. It is a hint: errors are left to the
+// final fsync.
 type writeback struct {
-	f               *os.File
-	waited, started int64 // [waited, started) is being written back
+	f       *os.File
+	started int64 // the start of the window being filled
+	ranges  chan [2]int64
+	done    chan struct{}
 }
 
 func (wb *writeback) advance(pos int64) {
 	if wb.f == nil || pos-wb.started < WritebackWindow {
 		return
 	}
-	fd := int(wb.f.Fd())
-	_ = unix.SyncFileRange(fd, wb.started, pos-wb.started, unix.SYNC_FILE_RANGE_WRITE)
-	if wb.started > wb.waited {
-		_ = unix.SyncFileRange(fd, wb.waited, wb.started-wb.waited,
+	if wb.ranges == nil {
+		wb.ranges, wb.done = make(chan [2]int64, 1), make(chan struct{})
+		go wb.flush(int(wb.f.Fd()))
+	}
+	wb.ranges <- [2]int64{wb.started, pos}
+	wb.started = pos
+}
+
+func (wb *writeback) flush(fd int) {
+	defer close(wb.done)
+	for r := range wb.ranges {
+		_ = unix.SyncFileRange(fd, r[0], r[1]-r[0],
 			unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
 	}
-	wb.waited, wb.started = wb.started, pos
+}
+
+// close waits for the flusher to finish.
+func (wb *writeback) close() {
+	if wb.ranges != nil {
+		close(wb.ranges)
+		<-wb.done
+		wb.ranges = nil
+	}
 }
 
 // unitSize is the piece of a chunk examined at once: the whole chunk when

@@ -319,3 +319,29 @@ func TestDeviceTooSmall(t *testing.T) {
 	}
 	checkChunkRule(t, backing, img, garbage, 64<<10, st)
 }
+
+// A write longer than a few writeback windows goes through the flusher
+// goroutine and still lands byte for byte.
+func TestWriteThroughFlusher(t *testing.T) {
+	size := int64(4*WritebackWindow + 12345)
+	src := make([]byte, size)
+	for i := int64(0); i < size; i += 3 << 20 {
+		copy(src[i:], "data block")
+	}
+	dst, err := os.Create(filepath.Join(t.TempDir(), "dst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	if _, err := Write(context.Background(), dst, bytes.NewReader(src), size, 64<<10, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(dst.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A regular file ends after its last written chunk; the rest is zero.
+	if !bytes.Equal(got, src[:len(got)]) || bytes.ContainsFunc(src[len(got):], func(r rune) bool { return r != 0 }) {
+		t.Fatalf("copy differs (len %d of %d)", len(got), size)
+	}
+}
