@@ -221,6 +221,21 @@ func (m *merger) merge(ctx context.Context, o, r, n *node, ndir int, name, rel s
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if hostState(rel) {
+		// The host's own identity and records, not configuration: whatever
+		// either image ships, the running layer's stays.
+		if r == nil {
+			return nil
+		}
+		if same, err := subtreeEqual(r, n); err != nil || same {
+			return err
+		}
+		if err := m.put(ndir, name, r, n); err != nil {
+			return err
+		}
+		m.rep.Kept = append(m.rep.Kept, "/"+rel)
+		return nil
+	}
 	if r != nil && n != nil && r.kind == kindDir && n.kind == kindDir {
 		return m.mergeDir(ctx, o, r, n, ndir, name, rel)
 	}
@@ -418,6 +433,19 @@ var generated = map[string]bool{
 	"etc/gshadow-":    true,
 	"etc/.pwd.lock":   true,
 	"etc/.updated":    true,
+}
+
+// hostState reports whether rel is the host's identity or its own records
+// rather than configuration: the machine id (an image that ships one would
+// otherwise give every host the same, or change it at each update), the
+// clock's drift record, the SSH host keys, and lvm2's metadata backups of
+// the host's volume groups.
+func hostState(rel string) bool {
+	switch rel {
+	case "etc/machine-id", "etc/adjtime", "etc/lvm/archive", "etc/lvm/backup":
+		return true
+	}
+	return strings.HasPrefix(rel, "etc/ssh/ssh_host_")
 }
 
 func sortedKeys(m map[string]bool) []string {

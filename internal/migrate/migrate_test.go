@@ -430,3 +430,23 @@ func TestGeneratedFilesTakenFromImage(t *testing.T) {
 		t.Errorf("conflicts on generated files: %+v", rep.Conflicts)
 	}
 }
+
+// The host's identity and records stay the running layer's, whatever the
+// images ship, and are no conflict.
+func TestHostStateAlwaysCarried(t *testing.T) {
+	f := newFixture(t)
+	for _, root := range []string{f.old, f.newL} {
+		writeFile(t, filepath.Join(root, "etc/machine-id"), "image-id\n", 0o444)
+		writeFile(t, filepath.Join(root, "etc/lvm/backup/vg0"), "image", 0o600)
+	}
+	writeFile(t, filepath.Join(f.running, "etc/machine-id"), "host-id\n", 0o444)
+	writeFile(t, filepath.Join(f.running, "etc/lvm/backup/HostVG"), "host vg", 0o600)
+	writeFile(t, filepath.Join(f.running, "etc/ssh/ssh_host_ed25519_key"), "key", 0o600)
+	rep := f.run()
+	assertContent(t, filepath.Join(f.newL, "etc/machine-id"), "host-id\n")
+	assertContent(t, filepath.Join(f.newL, "etc/lvm/backup/HostVG"), "host vg")
+	assertContent(t, filepath.Join(f.newL, "etc/ssh/ssh_host_ed25519_key"), "key")
+	if len(rep.Conflicts) != 0 {
+		t.Errorf("conflicts %+v", rep.Conflicts)
+	}
+}
