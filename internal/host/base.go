@@ -4,11 +4,10 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/imgbase/imgbase/internal/undo"
-
 	"github.com/imgbase/imgbase/internal/layout"
 	"github.com/imgbase/imgbase/internal/lvm"
 	"github.com/imgbase/imgbase/internal/nvr"
+	"github.com/imgbase/imgbase/internal/undo"
 )
 
 // checkNewBase validates a new base's name against lvm2's rules and the layout.

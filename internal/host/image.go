@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/imgbase/imgbase/internal/undo"
-
 	"golang.org/x/sys/unix"
 
 	"github.com/imgbase/imgbase/internal/command"
@@ -18,6 +16,7 @@ import (
 	"github.com/imgbase/imgbase/internal/layout"
 	"github.com/imgbase/imgbase/internal/lvm"
 	"github.com/imgbase/imgbase/internal/nvr"
+	"github.com/imgbase/imgbase/internal/undo"
 )
 
 // defaultChunk is used when lvs does not report the pool's chunk size.

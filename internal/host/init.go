@@ -8,14 +8,13 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/imgbase/imgbase/internal/undo"
-
 	"golang.org/x/sys/unix"
 
 	"github.com/imgbase/imgbase/internal/boot"
 	"github.com/imgbase/imgbase/internal/layout"
 	"github.com/imgbase/imgbase/internal/lvm"
 	"github.com/imgbase/imgbase/internal/nvr"
+	"github.com/imgbase/imgbase/internal/undo"
 )
 
 // InitResult says what Init made.

@@ -9,12 +9,11 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/imgbase/imgbase/internal/undo"
-
 	"github.com/imgbase/imgbase/internal/command"
 	"github.com/imgbase/imgbase/internal/journal"
 	"github.com/imgbase/imgbase/internal/layout"
 	"github.com/imgbase/imgbase/internal/lvm"
+	"github.com/imgbase/imgbase/internal/undo"
 )
 
 // JournalFile is where an update records its steps, under the running root.

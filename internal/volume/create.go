@@ -10,14 +10,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/imgbase/imgbase/internal/undo"
-
 	"golang.org/x/sys/unix"
 
 	"github.com/imgbase/imgbase/internal/command"
 	"github.com/imgbase/imgbase/internal/layout"
 	"github.com/imgbase/imgbase/internal/lvm"
 	"github.com/imgbase/imgbase/internal/size"
+	"github.com/imgbase/imgbase/internal/undo"
 )
 
 // CreateResult says what Create made.

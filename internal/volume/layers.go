@@ -6,9 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/imgbase/imgbase/internal/undo"
-
 	"github.com/imgbase/imgbase/internal/layout"
+	"github.com/imgbase/imgbase/internal/undo"
 )
 
 // editFstabs applies edit to the fstab of every layer: the running one's

@@ -8,9 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/imgbase/imgbase/internal/undo"
-
 	"github.com/imgbase/imgbase/internal/layout"
+	"github.com/imgbase/imgbase/internal/undo"
 )
 
 // RemoveResult says what Remove did.
