@@ -335,3 +335,28 @@ func TestInitWithoutKnownLoader(t *testing.T) {
 		t.Errorf("no entry: %v", err)
 	}
 }
+
+// A layer whose image has no imgbase gets this one, so that its units can
+// mark its trial boot good; one that has it keeps its own.
+func TestLayerGetsImgbaseWhenItsImageLacksIt(t *testing.T) {
+	c := newCLI(t, "init", 5)
+	if code, _, stderr := c.run(t, "layer --add Base-1-0"); code != 0 {
+		t.Fatalf("layer --add: %s", stderr)
+	}
+	self, _ := os.Executable()
+	want, _ := os.ReadFile(self)
+	got, err := os.ReadFile(filepath.Join(c.env.MountDir, "Base-1-0+2/usr/local/sbin/imgbase"))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("imgbase not copied into the layer: %v", err)
+	}
+	c = newCLI(t, "init", 5)
+	own := filepath.Join(c.env.MountDir, "Base-1-0+2/usr/sbin/imgbase")
+	os.MkdirAll(filepath.Dir(own), 0o755)
+	os.WriteFile(own, []byte("the image's own"), 0o755)
+	if code, _, stderr := c.run(t, "layer --add Base-1-0"); code != 0 {
+		t.Fatalf("layer --add: %s", stderr)
+	}
+	if _, err := os.Stat(filepath.Join(c.env.MountDir, "Base-1-0+2/usr/local/sbin/imgbase")); !os.IsNotExist(err) {
+		t.Errorf("copied over an image that ships imgbase: %v", err)
+	}
+}

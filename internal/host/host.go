@@ -67,6 +67,9 @@ type Host struct {
 	Boot     Booter
 	// Hooks, when set, runs the admin's executables around each verb.
 	Hooks *hooks.Hooks
+	// Self is the imgbase executable copied into layers whose image lacks
+	// one; "" means the running one.
+	Self string
 }
 
 func (h *Host) lvm() lvm.Client               { return lvm.Client{Run: h.Run} }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/imgbase/imgbase/internal/atomicfile"
 	"github.com/imgbase/imgbase/internal/boot"
 	"github.com/imgbase/imgbase/internal/filesystem"
 	"github.com/imgbase/imgbase/internal/hooks"
@@ -216,6 +217,9 @@ func (h *Host) editLayer(ctx context.Context, t *layout.Tree, base *layout.Base,
 	if err := boot.InstallUnits(mnt, dry); err != nil {
 		return err
 	}
+	if err := h.installSelf(mnt); err != nil {
+		return err
+	}
 	if setup.noBoot {
 		return nil
 	}
@@ -285,4 +289,37 @@ func (h *Host) refuseDefault(layers ...string) error {
 		}
 	}
 	return nil
+}
+
+// installSelf copies the running imgbase into a layer whose image does not
+// ship it: the layer's units run imgbase at boot (marking a trial boot
+// good, recovering an interrupted update), and without it every trial of
+// that layer would fall back.
+func (h *Host) installSelf(mnt string) error {
+	for _, dir := range []string{"usr/local/sbin", "usr/local/bin", "usr/sbin", "usr/bin", "sbin", "bin"} {
+		if st, err := os.Stat(filepath.Join(mnt, dir, "imgbase")); err == nil && st.Mode().IsRegular() {
+			return nil
+		}
+	}
+	dst := filepath.Join(mnt, "usr/local/sbin/imgbase")
+	if h.dry() {
+		fmt.Fprintf(h.Out, "# write %s\n", dst)
+		return nil
+	}
+	self := h.Self
+	if self == "" {
+		var err error
+		if self, err = os.Executable(); err != nil {
+			return fmt.Errorf("cannot find imgbase's own executable to put into the layer: %w", err)
+		}
+	}
+	data, err := os.ReadFile(self)
+	if err != nil {
+		return fmt.Errorf("cannot copy imgbase into the layer: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("cannot copy imgbase into the layer: %w", err)
+	}
+	h.Log.Info("the layer's image has no imgbase: copying this one in", "to", dst)
+	return atomicfile.Write(dst, data, 0o755)
 }
