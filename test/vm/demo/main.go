@@ -79,7 +79,7 @@ func run() error {
 	// / must be the layer the demo added last: the trial boot of the
 	// newest layer of the newest base.
 	d.sh(`want=$(imgbase layer --latest) && cur=$(imgbase layer --current) && echo "booted $cur, added $want" && [ "$cur" = "$want" ]`)
-	d.sh("systemctl is-system-running --wait >/dev/null || true; systemctl is-active imgbase-boot-success.service; imgbase boot --status")
+	d.sh("systemctl is-system-running --wait >/dev/null || true; systemctl is-active imgbase-boot-success.service && imgbase boot --status")
 	d.sh("imgbase layout")
 	say("done in %s", time.Since(start).Round(time.Second))
 	if d.failed > 0 {
