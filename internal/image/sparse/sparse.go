@@ -119,19 +119,26 @@ func copyChunks(ctx context.Context, dst io.WriterAt, src io.ReaderAt, size, chu
 	if unit == chunk {
 		bufLen = unit * max(1, MaxBuffer/unit)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	free := make(chan []byte, buffers)
 	for range buffers {
-		free <- make([]byte, bufLen)
+		free <- alignedBuffer(bufLen)
 	}
 	full := make(chan block, buffers)
-	go readBlocks(ctx, src, size, free, full)
+	rd := newDirectReader(src)
+	ctx, cancel := context.WithCancel(ctx)
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		readBlocks(ctx, rd, size, free, full)
+	}()
+	// The reader must be gone before its file is closed.
+	defer func() { cancel(); <-readDone; rd.close() }()
 
 	w := chunkWriter{dst: dst, size: size, chunk: chunk, unit: unit}
 	var wb writeback
 	if f, ok := dst.(*os.File); ok {
-		wb.f = f
+		dw := newDirectWriter(f)
+		w.dst, wb.f, wb.direct = dw, f, dw
 	}
 	defer wb.close()
 	for b := range full {
@@ -171,6 +178,7 @@ const WritebackWindow = 32 << 20
 // final fsync.
 type writeback struct {
 	f       *os.File
+	direct  *directWriter // while it writes directly nothing is dirty
 	started int64 // the start of the window being filled
 	ranges  chan [2]int64
 	done    chan struct{}
@@ -178,6 +186,10 @@ type writeback struct {
 
 func (wb *writeback) advance(pos int64) {
 	if wb.f == nil || pos-wb.started < WritebackWindow {
+		return
+	}
+	if wb.direct != nil && wb.direct.direct {
+		wb.started = pos
 		return
 	}
 	if wb.ranges == nil {
@@ -241,10 +253,17 @@ func readBlocks(ctx context.Context, src io.ReaderAt, size int64, free <-chan []
 			} else {
 				err = fmt.Errorf("cannot read image at byte %d: %w", off+int64(n), err)
 			}
-			full <- block{err: err}
+			select {
+			case full <- block{err: err}:
+			case <-ctx.Done():
+			}
 			return
 		}
-		full <- block{off: off, buf: buf}
+		select {
+		case full <- block{off: off, buf: buf}:
+		case <-ctx.Done():
+			return
+		}
 		off += int64(n)
 	}
 }
@@ -346,7 +365,7 @@ func (w *chunkWriter) countNonZero(p []byte, at int64) {
 // writeZeros writes n zero bytes at at, a unit at a time.
 func (w *chunkWriter) writeZeros(at, n int64) error {
 	if w.zeros == nil {
-		w.zeros = make([]byte, w.unit)
+		w.zeros = alignedBuffer(w.unit)
 	}
 	for n > 0 {
 		k := min(n, w.unit)

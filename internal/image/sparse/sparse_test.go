@@ -320,12 +320,13 @@ func TestDeviceTooSmall(t *testing.T) {
 	checkChunkRule(t, backing, img, garbage, 64<<10, st)
 }
 
-// A write longer than a few writeback windows goes through the flusher
-// goroutine and still lands byte for byte.
+// A buffered write longer than a few writeback windows goes through the
+// flusher goroutine and still lands byte for byte. The first data chunk
+// starts mid-block, which ends direct I/O at once.
 func TestWriteThroughFlusher(t *testing.T) {
 	size := int64(4*WritebackWindow + 12345)
 	src := make([]byte, size)
-	for i := int64(0); i < size; i += 3 << 20 {
+	for i := int64(512); i < size; i += 3 << 20 {
 		copy(src[i:], "data block")
 	}
 	dst, err := os.Create(filepath.Join(t.TempDir(), "dst"))
@@ -333,7 +334,7 @@ func TestWriteThroughFlusher(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dst.Close()
-	if _, err := Write(context.Background(), dst, bytes.NewReader(src), size, 64<<10, nil); err != nil {
+	if _, err := Write(context.Background(), dst, bytes.NewReader(src), size, 512, nil); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(dst.Name())
@@ -343,5 +344,73 @@ func TestWriteThroughFlusher(t *testing.T) {
 	// A regular file ends after its last written chunk; the rest is zero.
 	if !bytes.Equal(got, src[:len(got)]) || bytes.ContainsFunc(src[len(got):], func(r rune) bool { return r != 0 }) {
 		t.Fatalf("copy differs (len %d of %d)", len(got), size)
+	}
+}
+
+// On a filesystem with O_DIRECT (ext4, as the host's /tmp here) both the
+// image and the destination are used directly; the image's last block is
+// partial, so the copy ends with a buffered write. The result must still
+// follow the chunk rule byte for byte.
+func TestDirectIO(t *testing.T) {
+	const chunk = 64 << 10
+	img := pattern(chunk, "D0sme0DD0e")
+	img = img[:len(img)-777] // ends mid-block
+	srcPath := filepath.Join(t.TempDir(), "img")
+	if err := os.WriteFile(srcPath, img, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.Open(srcPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	rd := newDirectReader(src)
+	if rd.direct == nil {
+		t.Skip("the temporary directory's filesystem has no O_DIRECT")
+	}
+	rd.close()
+	dst, garbage := garbageFile(t, int64(len(img))+chunk, 3)
+	if w := newDirectWriter(dst); !w.direct {
+		t.Fatal("O_DIRECT could be set on the image's filesystem but not on the destination's")
+	}
+	st, err := Write(context.Background(), dst, src, int64(len(img)), chunk, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkChunkRule(t, dst, img, garbage, chunk, st)
+}
+
+// A direct read into a buffer that is not aligned falls back to a plain
+// read and still returns the right bytes; a short file says EOF.
+func TestDirectReaderUnaligned(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), 1024) // 16 KiB
+	path := filepath.Join(t.TempDir(), "img")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rd := newDirectReader(f)
+	defer rd.close()
+	buf := alignedBuffer(8192 + align)
+	for _, c := range []struct {
+		p   []byte
+		off int64
+	}{
+		{buf[:8192], 4096},      // aligned: direct when possible
+		{buf[1 : 1+4096], 4096}, // unaligned buffer
+		{buf[:100], 5},          // unaligned offset and length
+		{buf[:4096+10], 8192},   // rounded up to two blocks
+	} {
+		n, err := rd.ReadAt(c.p, c.off)
+		if err != nil || n != len(c.p) || !bytes.Equal(c.p[:n], data[c.off:c.off+int64(n)]) {
+			t.Fatalf("ReadAt(%d bytes at %d) = %d, %v", len(c.p), c.off, n, err)
+		}
+	}
+	if n, err := rd.ReadAt(buf[:8192], 12288); !errors.Is(err, io.EOF) || n != 4096 {
+		t.Fatalf("ReadAt past the end = %d, %v; want 4096, EOF", n, err)
 	}
 }
