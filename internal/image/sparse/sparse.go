@@ -179,7 +179,7 @@ const WritebackWindow = 32 << 20
 type writeback struct {
 	f       *os.File
 	direct  *directWriter // while it writes directly nothing is dirty
-	started int64 // the start of the window being filled
+	started int64         // the start of the window being filled
 	ranges  chan [2]int64
 	done    chan struct{}
 }
