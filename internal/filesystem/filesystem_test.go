@@ -34,10 +34,10 @@ func TestNewUUIDCommands(t *testing.T) {
 	rec := &commandtest.Recorder{}
 	tools := Tools{Run: rec}
 	ctx := context.Background()
-	if err := tools.NewUUID(ctx, "/dev/v/l", "ext4", "/mnt/x"); err != nil {
+	if err := tools.NewUUID(ctx, "/dev/v/l", "ext4", "/mnt/x", false); err != nil {
 		t.Fatal(err)
 	}
-	if err := tools.NewUUID(ctx, "/dev/v/x", "xfs", "/mnt/x"); err != nil {
+	if err := tools.NewUUID(ctx, "/dev/v/x", "xfs", "/mnt/x", false); err != nil {
 		t.Fatal(err)
 	}
 	want := "e2fsck -fy /dev/v/l\ntune2fs -U random /dev/v/l\nmount -t xfs -o nouuid /dev/v/x /mnt/x\numount /mnt/x\nxfs_admin -U generate /dev/v/x"
@@ -47,8 +47,43 @@ func TestNewUUIDCommands(t *testing.T) {
 	if rec.Calls[0].OKCodes[0] != 1 {
 		t.Error("e2fsck's exit 1 (errors fixed) must count as success")
 	}
-	if err := tools.NewUUID(ctx, "/dev/v/b", "btrfs", "/mnt"); err == nil || !strings.Contains(err.Error(), "not supported") {
+	if err := tools.NewUUID(ctx, "/dev/v/b", "btrfs", "/mnt", false); err == nil || !strings.Contains(err.Error(), "not supported") {
 		t.Errorf("btrfs: %v", err)
+	}
+}
+
+// A clean filesystem (a copy of a checked image) skips the check or the
+// log replay; when the tool refuses all the same, the full way follows.
+func TestNewUUIDClean(t *testing.T) {
+	ctx := context.Background()
+	rec := &commandtest.Recorder{}
+	tools := Tools{Run: rec}
+	if err := tools.NewUUID(ctx, "/dev/v/l", "ext4", "/mnt/x", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := tools.NewUUID(ctx, "/dev/v/x", "xfs", "/mnt/x", true); err != nil {
+		t.Fatal(err)
+	}
+	want := "tune2fs -T now -U random /dev/v/l\nxfs_admin -U generate /dev/v/x"
+	if got := strings.Join(rec.Lines(), "\n"); got != want {
+		t.Errorf("commands:\n%s\nwant:\n%s", got, want)
+	}
+
+	refused := &command.Error{ExitCode: 1, Stderr: "Please run e2fsck -f on the filesystem."}
+	rec = (&commandtest.Recorder{}).
+		On("tune2fs -T now -U random /dev/v/l", "", refused).
+		Once("xfs_admin -U generate /dev/v/x", "", &command.Error{ExitCode: 1, Stderr: "dirty log"})
+	tools = Tools{Run: rec}
+	if err := tools.NewUUID(ctx, "/dev/v/l", "ext4", "/mnt/x", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := tools.NewUUID(ctx, "/dev/v/x", "xfs", "/mnt/x", true); err != nil {
+		t.Fatal(err)
+	}
+	want = "tune2fs -T now -U random /dev/v/l\ne2fsck -fy /dev/v/l\ntune2fs -U random /dev/v/l\n" +
+		"xfs_admin -U generate /dev/v/x\nmount -t xfs -o nouuid /dev/v/x /mnt/x\numount /mnt/x\nxfs_admin -U generate /dev/v/x"
+	if got := strings.Join(rec.Lines(), "\n"); got != want {
+		t.Errorf("commands after refusals:\n%s\nwant:\n%s", got, want)
 	}
 }
 

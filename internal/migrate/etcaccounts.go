@@ -20,7 +20,7 @@ func (m *merger) accounts(ofd, rfd, nfd int) ([]string, error) {
 			continue
 		}
 		done = append(done, f.file)
-		same, err := sameNode(o, r)
+		same, err := sameNode(o, r, m.snap)
 		if err != nil {
 			return nil, err
 		}

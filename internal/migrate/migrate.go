@@ -58,6 +58,10 @@ type Roots struct {
 	OldBase string // root of the old base (read only)
 	Running string // root of the running layer (read only)
 	New     string // root of the new layer (written)
+	// Snapshot says Running is a thin snapshot of OldBase, as a layer is
+	// of its base: what the admin left untouched is recognised without
+	// reading it.
+	Snapshot bool
 }
 
 // Etc merges /etc of roots.Running into roots.New.
@@ -70,7 +74,7 @@ func Etc(ctx context.Context, roots Roots, log *slog.Logger) (*Report, error) {
 // missing from the new root is skipped with a warning. On error the report
 // of what was done so far is returned with it.
 func Paths(ctx context.Context, roots Roots, paths []string, log *slog.Logger) (*Report, error) {
-	m := &merger{log: log, rep: &Report{}, links: map[[2]uint64]string{}}
+	m := &merger{log: log, rep: &Report{}, links: map[[2]uint64]string{}, snap: roots.Snapshot}
 	var err error
 	if m.old, err = openRoot(roots.OldBase); err != nil {
 		return nil, err
@@ -128,6 +132,7 @@ func openRoot(p string) (int, error) {
 
 type merger struct {
 	log           *slog.Logger
+	snap          bool // Roots.Snapshot
 	rep           *Report
 	old, run, new int // root directory descriptors
 
@@ -227,7 +232,7 @@ func (m *merger) merge(ctx context.Context, o, r, n *node, ndir int, name, rel s
 		if r == nil {
 			return nil
 		}
-		if same, err := subtreeEqual(r, n); err != nil || same {
+		if same, err := subtreeEqual(r, n, false); err != nil || same {
 			return err
 		}
 		if err := m.put(ndir, name, r, n); err != nil {
@@ -239,12 +244,12 @@ func (m *merger) merge(ctx context.Context, o, r, n *node, ndir int, name, rel s
 	if r != nil && n != nil && r.kind == kindDir && n.kind == kindDir {
 		return m.mergeDir(ctx, o, r, n, ndir, name, rel)
 	}
-	same, err := subtreeEqual(o, r)
+	same, err := subtreeEqual(o, r, m.snap)
 	if err != nil {
 		return err
 	}
 	adminChanged := !same
-	if same, err = subtreeEqual(o, n); err != nil {
+	if same, err = subtreeEqual(o, n, false); err != nil {
 		return err
 	}
 	imageChanged := !same
@@ -278,7 +283,7 @@ func (m *merger) merge(ctx context.Context, o, r, n *node, ndir int, name, rel s
 	}
 
 	// Changed by both.
-	if same, err = subtreeEqual(r, n); err != nil {
+	if same, err = subtreeEqual(r, n, false); err != nil {
 		return err
 	}
 	if same {

@@ -450,3 +450,29 @@ func TestHostStateAlwaysCarried(t *testing.T) {
 		t.Errorf("conflicts %+v", rep.Conflicts)
 	}
 }
+
+// With the running tree a snapshot of the old base, an entry with the
+// same inode and change time is unchanged without being read; without
+// nanoseconds in the change time, or without the snapshot relation, it is
+// read (here: opening fails, as the nodes stand for no real file).
+func TestSameNodeSnapshotShortcut(t *testing.T) {
+	mk := func(nsec int64) *node {
+		return &node{dirfd: -1, name: "f", rel: "etc/f", kind: kindFile, size: 10, ino: 42,
+			ctime: unix.Timespec{Sec: 1700000000, Nsec: nsec}}
+	}
+	if same, err := sameNode(mk(5), mk(5), true); !same || err != nil {
+		t.Errorf("untouched entry of a snapshot: %v, %v", same, err)
+	}
+	if _, err := sameNode(mk(5), mk(5), false); err == nil {
+		t.Error("without the snapshot relation the content must be read")
+	}
+	if _, err := sameNode(mk(0), mk(0), true); err == nil {
+		t.Error("a change time in whole seconds must not be trusted")
+	}
+	changed := mk(5)
+	changed.ctime.Nsec = 6
+	changed.perm = 0o600
+	if same, err := sameNode(mk(5), changed, true); same || err != nil {
+		t.Errorf("changed entry: %v, %v", same, err)
+	}
+}
