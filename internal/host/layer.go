@@ -97,6 +97,9 @@ type layerSetup struct {
 	try bool
 	// noBoot leaves the boot entry to a later step.
 	noBoot bool
+	// clean says the base was just written from an image that passed its
+	// filesystem check, so the layer's need not be checked again.
+	clean bool
 }
 
 // createLayer snapshots origin as layer name of base and prepares its
@@ -151,7 +154,7 @@ func (h *Host) prepareLayer(ctx context.Context, u *undo.Stack, t *layout.Tree, 
 	if err := h.mkdir(mnt); err != nil {
 		return err
 	}
-	if err := h.fs().NewUUID(ctx, dev, fstype, mnt); err != nil {
+	if err := h.fs().NewUUID(ctx, dev, fstype, mnt, setup.clean); err != nil {
 		return err
 	}
 	opts := []string{"discard"}

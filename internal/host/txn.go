@@ -59,7 +59,10 @@ func (h *Host) kinds() journal.Kinds {
 			},
 			Undo: h.removeIfExists,
 		},
-		stepWriteImage: {},
+		// The old base mounted for the merge is released by whichever
+		// step fails; both release it if it is there.
+		stepWriteImage: {Undo: h.releaseSource},
+		// Journals from before sealing moved into prepare-layer have it.
 		stepSealBase: {Do: func(ctx context.Context, a journal.Args) error {
 			return c.Seal(ctx, a["vg"], a["lv"])
 		}},
@@ -75,7 +78,7 @@ func (h *Host) kinds() journal.Kinds {
 			},
 		},
 		stepPrepareLayer: {Undo: func(ctx context.Context, a journal.Args) error {
-			return h.unmountIfMounted(ctx, a["mnt"])
+			return errors.Join(h.unmountIfMounted(ctx, a["mnt"]), h.releaseSource(ctx, a))
 		}},
 		stepBootEntry: {
 			Do:   h.bootEntryStep,
@@ -95,8 +98,9 @@ func (h *Host) kinds() journal.Kinds {
 	}
 }
 
-// prepareNewLayer prepares a layer created by a journal step: new UUID,
-// the fill (carried configuration), fstab. Its boot entry is a later step.
+// prepareNewLayer prepares a layer created by a journal step from a base
+// just written from a checked image: new UUID, the fill (carried
+// configuration), fstab. Its boot entry is a later step.
 func (h *Host) prepareNewLayer(ctx context.Context, t *layout.Tree, base *layout.Base, name string, fill func(context.Context, string) error) error {
 	dev := "/dev/" + t.VG + "/" + name
 	fstype, err := h.layerFSType(ctx, t, base.Name(), dev)
@@ -106,7 +110,7 @@ func (h *Host) prepareNewLayer(ctx context.Context, t *layout.Tree, base *layout
 	if fstype == "" {
 		return fmt.Errorf("cannot prepare layer %s: its base holds no filesystem", name)
 	}
-	return h.prepareLayer(ctx, &undo.Stack{Log: h.Log}, t, base, name, dev, fstype, layerSetup{fill: fill, noBoot: true})
+	return h.prepareLayer(ctx, &undo.Stack{Log: h.Log}, t, base, name, dev, fstype, layerSetup{fill: fill, noBoot: true, clean: true})
 }
 
 // bootEntryStep writes a layer's boot entry from the journal's Args: the

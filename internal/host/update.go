@@ -96,30 +96,42 @@ func (h *Host) Update(ctx context.Context, req UpdateRequest) (*UpdateResult, er
 // updateTx lays out the update as journal steps. Steps before the commit
 // build the new base and layer, which nothing uses yet; only after it does
 // the boot loader learn of the layer.
+//
+// Work that waits on different devices overlaps: the old base is mounted
+// for the merge while the image is written, and the new base is sealed
+// while its layer is prepared (the layer is a snapshot of the base still
+// writable: nothing writes to it in between).
 func (h *Host) updateTx(t *layout.Tree, im *image.Image, req UpdateRequest, plan *basePlan, oldBase *layout.Base, res *UpdateResult) journal.Tx {
 	vg, base, layer := t.VG, plan.name, res.Layer
 	mnt := h.mountPoint(layer)
+	src := source{vg: vg, base: oldBase, mnt: h.mountPoint(oldBase.Name())}
 	tx := journal.Tx{Name: "update to " + base}
 	tx.Steps = []journal.Step{
 		{Kind: stepCreateBase, Args: journal.Args{"vg": vg, "pool": t.Pool.Name, "lv": base, "size": strconv.FormatUint(plan.size, 10)}},
-		{Kind: stepWriteImage, Args: journal.Args{"vg": vg, "lv": base, "image": im.Path}, Do: func(ctx context.Context) error {
-			if h.dry() {
-				fmt.Fprintf(h.Out, "# write %s (%d bytes, sparse) to /dev/%s/%s\n", im.Path, im.Size, vg, base)
-				return nil
-			}
-			st, err := h.writeChecked(ctx, "/dev/"+vg+"/"+base, im, plan.chunk, req.Progress)
-			res.Base.Written, res.Base.PoolBytes = st.Written, st.DataBytes(plan.chunk)
-			return err
-		}},
-		{Kind: stepSealBase, Args: journal.Args{"vg": vg, "lv": base}},
-		{Kind: stepCreateLayer, Args: journal.Args{"vg": vg, "lv": layer, "origin": base, "mnt": mnt}},
-		{Kind: stepPrepareLayer, Args: journal.Args{"vg": vg, "lv": layer, "mnt": mnt}, Do: func(ctx context.Context) error {
-			nt := withBase(t, base, plan.size)
-			return h.prepareNewLayer(ctx, nt, nt.Base(base), layer, func(ctx context.Context, mnt string) error {
-				rep, err := h.carryConfig(ctx, t, oldBase, mnt)
-				res.Migration = rep
+		{Kind: stepWriteImage, Args: src.args(journal.Args{"vg": vg, "lv": base, "image": im.Path}), Do: func(ctx context.Context) error {
+			write := func(ctx context.Context) error {
+				if h.dry() {
+					fmt.Fprintf(h.Out, "# write %s (%d bytes, sparse) to /dev/%s/%s\n", im.Path, im.Size, vg, base)
+					return nil
+				}
+				st, err := h.writeChecked(ctx, "/dev/"+vg+"/"+base, im, plan.chunk, req.Progress)
+				res.Base.Written, res.Base.PoolBytes = st.Written, st.DataBytes(plan.chunk)
 				return err
-			})
+			}
+			return h.both(ctx, write, func(ctx context.Context) error { return h.mountSource(ctx, src) })
+		}},
+		{Kind: stepCreateLayer, Args: journal.Args{"vg": vg, "lv": layer, "origin": base, "mnt": mnt}},
+		{Kind: stepPrepareLayer, Args: src.args(journal.Args{"vg": vg, "lv": layer, "mnt": mnt}), Do: func(ctx context.Context) error {
+			seal := func(ctx context.Context) error { return h.lvm().Seal(ctx, vg, base) }
+			prepare := func(ctx context.Context) error {
+				nt := withBase(t, base, plan.size)
+				return h.prepareNewLayer(ctx, nt, nt.Base(base), layer, func(ctx context.Context, mnt string) error {
+					rep, err := h.mergeSource(ctx, src, mnt)
+					res.Migration = rep
+					return err
+				})
+			}
+			return h.both(ctx, seal, prepare)
 		}},
 	}
 	tx.AfterCommit = []journal.Step{
@@ -130,6 +142,19 @@ func (h *Host) updateTx(t *layout.Tree, im *image.Image, req UpdateRequest, plan
 		res.Removed = append(res.Removed, old)
 	}
 	return tx
+}
+
+// both runs a and b at the same time and returns their errors. Neither is
+// cancelled when the other fails: an LVM command is never killed half-way.
+// A dry run runs them in turn, so that its output reads in order.
+func (h *Host) both(ctx context.Context, a, b func(context.Context) error) error {
+	if h.dry() {
+		return errors.Join(a(ctx), b(ctx))
+	}
+	errB := make(chan error, 1)
+	go func() { errB <- b(ctx) }()
+	errA := a(ctx)
+	return errors.Join(errA, <-errB)
 }
 
 // withBase is t with a new sealed base, without another lvs call.
@@ -165,51 +190,73 @@ func (h *Host) configSource(t *layout.Tree) (*layout.Base, string, error) {
 	return nil, "", refuse("cannot update: the running system is not on a layer, so there is no configuration to carry; boot a layer first (see 'imgbase layout')")
 }
 
-// carryConfig merges the admin's /etc from the running root into the new
-// layer mounted at mnt, against the old base mounted read-only.
-func (h *Host) carryConfig(ctx context.Context, t *layout.Tree, oldBase *layout.Base, mnt string) (*migrate.Report, error) {
-	if h.dry() {
-		fmt.Fprintf(h.Out, "# carry /etc from %s (against base %s) into %s\n", h.Root, oldBase.Name(), mnt)
-		return nil, nil
-	}
-	oldMnt := h.mountPoint(oldBase.Name())
-	if err := h.mkdir(oldMnt); err != nil {
-		return nil, err
-	}
-	if err := h.lvm().Activate(ctx, t.VG, oldBase.Name()); err != nil {
-		return nil, err
-	}
-	rep, err := h.mergeFromBase(ctx, oldBase, oldMnt, mnt)
-	if derr := h.lvm().Deactivate(context.WithoutCancel(ctx), t.VG, oldBase.Name()); err == nil {
-		err = derr
-	}
-	return rep, err
+// source is the base the running layer came from, mounted read-only
+// during an update so that the admin's changes can be told from the
+// image's.
+type source struct {
+	vg   string
+	base *layout.Base
+	mnt  string
 }
 
-// mergeFromBase mounts the (active) old base read-only at oldMnt and
-// merges the running /etc into the new layer at mnt against it.
-func (h *Host) mergeFromBase(ctx context.Context, oldBase *layout.Base, oldMnt, mnt string) (*migrate.Report, error) {
-	fstype, err := h.fs().Type(ctx, oldBase.LV.DevPath())
+// args adds what releaseSource needs to a journal step's Args.
+func (s source) args(a journal.Args) journal.Args {
+	a["source"], a["srcmnt"] = s.base.Name(), s.mnt
+	return a
+}
+
+// mountSource activates the source base and mounts it read-only.
+func (h *Host) mountSource(ctx context.Context, s source) error {
+	if h.dry() {
+		fmt.Fprintf(h.Out, "# mount base %s read-only at %s\n", s.base.Name(), s.mnt)
+		return nil
+	}
+	if err := h.mkdir(s.mnt); err != nil {
+		return err
+	}
+	if err := h.lvm().Activate(ctx, s.vg, s.base.Name()); err != nil {
+		return err
+	}
+	dev := s.base.LV.DevPath()
+	fstype, err := h.fs().Type(ctx, dev)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// The base is read-only: its journal must not be replayed.
 	opts := []string{"ro", "noload"}
 	if fstype == "xfs" {
 		opts = []string{"ro", "norecovery", "nouuid"}
 	}
-	if err := h.fs().Mount(ctx, oldBase.LV.DevPath(), oldMnt, fstype, opts...); err != nil {
-		return nil, err
+	return h.fs().Mount(ctx, dev, s.mnt, fstype, opts...)
+}
+
+// releaseSource unmounts and deactivates the source base named in a
+// journal step's Args, whatever mountSource got done. Args without a
+// source (a journal written before sources were recorded) need nothing.
+func (h *Host) releaseSource(ctx context.Context, a journal.Args) error {
+	if a["source"] == "" || h.dry() {
+		return nil
 	}
-	rep, err := h.mergeEtc(ctx, oldMnt, mnt)
-	if uerr := h.fs().Unmount(context.WithoutCancel(ctx), oldMnt); err == nil {
-		err = uerr
+	if err := h.unmountIfMounted(ctx, a["srcmnt"]); err != nil {
+		return err
 	}
-	return rep, err
+	return h.lvm().Deactivate(ctx, a["vg"], a["source"])
+}
+
+// mergeSource merges the running /etc into the new layer at mnt against
+// the mounted source, then lets the source go.
+func (h *Host) mergeSource(ctx context.Context, s source, mnt string) (*migrate.Report, error) {
+	if h.dry() {
+		fmt.Fprintf(h.Out, "# carry /etc from %s (against base %s) into %s\n", h.Root, s.base.Name(), mnt)
+		return nil, nil
+	}
+	rep, err := h.mergeEtc(ctx, s.mnt, mnt)
+	rerr := h.releaseSource(context.WithoutCancel(ctx), s.args(journal.Args{"vg": s.vg}))
+	return rep, errors.Join(err, rerr)
 }
 
 func (h *Host) mergeEtc(ctx context.Context, oldMnt, mnt string) (*migrate.Report, error) {
-	rep, err := migrate.Etc(ctx, migrate.Roots{OldBase: oldMnt, Running: h.Root, New: mnt}, h.Log)
+	rep, err := migrate.Etc(ctx, migrate.Roots{OldBase: oldMnt, Running: h.Root, New: mnt, Snapshot: true}, h.Log)
 	if err != nil {
 		return rep, err
 	}
