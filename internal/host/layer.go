@@ -15,6 +15,7 @@ import (
 	"github.com/imgbase/imgbase/internal/nvr"
 	"github.com/imgbase/imgbase/internal/undo"
 	"github.com/imgbase/imgbase/internal/volume"
+	"golang.org/x/sys/unix"
 )
 
 // ErrRefused marks a request imgbase will not carry out as asked; nothing
@@ -95,7 +96,8 @@ type layerSetup struct {
 	fill func(ctx context.Context, mnt string) error
 	// try boots the layer first in try mode.
 	try bool
-	// noBoot leaves the boot entry to a later step.
+	// noBoot leaves the boot entry to a later step, and the layer mounted
+	// for it.
 	noBoot bool
 	// clean says the base was just written from an image that passed its
 	// filesystem check, so the layer's need not be checked again.
@@ -170,6 +172,11 @@ func (h *Host) prepareLayer(ctx context.Context, u *undo.Stack, t *layout.Tree, 
 	}
 	if err == nil {
 		err = h.editLayer(ctx, t, base, name, dev, fstype, mnt, setup)
+	}
+	if err == nil && setup.noBoot && !h.dry() {
+		// The later boot entry step reads the kernel from this mount, and
+		// unmounts it; what was written is on disk before the commit.
+		return syncFS(mnt)
 	}
 	if uerr := h.fs().Unmount(ctx, mnt); uerr != nil && err == nil {
 		err = uerr
@@ -325,4 +332,17 @@ func (h *Host) installSelf(mnt string) error {
 	}
 	h.Log.Info("the layer's image has no imgbase: copying this one in", "to", dst)
 	return atomicfile.Write(dst, data, 0o755)
+}
+
+// syncFS flushes the filesystem mounted at dir to disk.
+func syncFS(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("cannot sync %s: %w", dir, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return fmt.Errorf("cannot sync %s: %w", dir, err)
+	}
+	return nil
 }

@@ -113,8 +113,9 @@ func (h *Host) prepareNewLayer(ctx context.Context, t *layout.Tree, base *layout
 	return h.prepareLayer(ctx, &undo.Stack{Log: h.Log}, t, base, name, dev, fstype, layerSetup{fill: fill, noBoot: true, clean: true})
 }
 
-// bootEntryStep writes a layer's boot entry from the journal's Args: the
-// layer is mounted read-only for its kernel.
+// bootEntryStep writes a layer's boot entry from the journal's Args. The
+// kernel is read from the layer: still mounted by the step that prepared
+// it, or mounted read-only again (by 'imgbase recover').
 func (h *Host) bootEntryStep(ctx context.Context, a journal.Args) error {
 	if h.Boot == nil {
 		return nil
@@ -125,26 +126,28 @@ func (h *Host) bootEntryStep(ctx context.Context, a journal.Args) error {
 	if h.dry() {
 		return h.Boot.AddLayer(ctx, bl)
 	}
-	if err := h.mkdir(mnt); err != nil {
-		return err
+	if !h.mountedAt(mnt) {
+		if err := h.mkdir(mnt); err != nil {
+			return err
+		}
+		fstype, err := h.fs().Type(ctx, dev)
+		if err != nil {
+			return err
+		}
+		opts := []string{"ro", "noload"}
+		if fstype == "xfs" {
+			opts = []string{"ro", "norecovery", "nouuid"}
+		}
+		if err := h.fs().Mount(ctx, dev, mnt, fstype, opts...); err != nil {
+			return err
+		}
 	}
-	fstype, err := h.fs().Type(ctx, dev)
-	if err != nil {
-		return err
-	}
-	opts := []string{"ro", "noload"}
-	if fstype == "xfs" {
-		opts = []string{"ro", "norecovery", "nouuid"}
-	}
-	if err := h.unmountIfMounted(ctx, mnt); err != nil {
-		return err
-	}
-	if err := h.fs().Mount(ctx, dev, mnt, fstype, opts...); err != nil {
-		return err
-	}
-	err = h.Boot.AddLayer(ctx, bl)
+	err := h.Boot.AddLayer(ctx, bl)
 	if uerr := h.fs().Unmount(ctx, mnt); err == nil {
 		err = uerr
+	}
+	if err == nil {
+		os.Remove(mnt)
 	}
 	return err
 }
@@ -169,18 +172,23 @@ func (h *Host) removeIfExists(ctx context.Context, a journal.Args) error {
 
 // unmountIfMounted unmounts dir when something is mounted on it.
 func (h *Host) unmountIfMounted(ctx context.Context, dir string) error {
-	if dir == "" || h.dry() {
+	if dir == "" || h.dry() || !h.mountedAt(dir) {
 		return nil
 	}
+	return h.fs().Unmount(ctx, dir)
+}
+
+// mountedAt reports whether something is mounted on dir.
+func (h *Host) mountedAt(dir string) bool {
 	data, err := os.ReadFile(filepath.Join(h.Root, "proc/self/mountinfo"))
 	if err != nil {
-		return nil
+		return false
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		f := strings.Fields(line)
 		if len(f) > 4 && f[4] == dir {
-			return h.fs().Unmount(ctx, dir)
+			return true
 		}
 	}
-	return nil
+	return false
 }

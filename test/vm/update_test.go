@@ -37,6 +37,7 @@ useradd -u 4321 -M -s /bin/sh imgtester
 
 	// Killed before the commit: recover undoes everything.
 	for _, at := range []struct{ name, re string }{
+		{"create-base", JournalStep("create-base", "trying")},
 		{"write-image", JournalStep("write-image", "trying")},
 		{"create-layer", JournalStep("create-layer", "trying")},
 		{"prepare-layer", JournalStep("prepare-layer", "trying")},
