@@ -19,6 +19,10 @@ testimages() {
 		[ "$mb" -lt 850 ] || die "test root is ${mb} MiB, too big for a 1G base"
 		step "testimages: v$v.img (ext4, ${mb} MiB of files)"
 		mkext4 "$tmp/stage" "$tmp/payload/v$v.img" 1000M imgbase-test
+		if [ "$v" = 2 ]; then
+			step "testimages: v2-xfs.img (XFS, the same files)"
+			mkxfs "$tmp/stage" "$tmp/payload/v2-xfs.img" 1000M "$tmp/mnt"
+		fi
 		rm -rf "$tmp/stage"
 		step "testimages: v$v.squashfs (LiveOS/rootfs.img)"
 		mkdir -p "$tmp/live/LiveOS"
@@ -38,3 +42,15 @@ emit_testimages() {
 	echo "IMGBASE_VM_PAYLOAD=$(testimages_dir)/payload.ext4"
 }
 
+
+# mkxfs DIR IMG SIZE MNT: an XFS image of DIR. mkfs.xfs cannot copy a
+# directory in, so the image is loop-mounted at MNT and filled.
+mkxfs() {
+	truncate -s "$3" "$2"
+	mkfs.xfs -q -f -L imgbase-test "$2" >&2
+	mkdir -p "$4"
+	mount -o loop "$2" "$4"
+	if ! cp -a "$1/." "$4/"; then umount "$4"; die "cannot fill $2"; fi
+	umount "$4"
+	rmdir "$4"
+}

@@ -127,7 +127,8 @@ func fstabRoot(fstab, layer string) error {
 func (g *Guest) LayerFile(layer, path string) string {
 	g.t.Helper()
 	mnt := "/run/imgbase-test/" + layer
-	return g.MustShell(fmt.Sprintf("mkdir -p '%[1]s' && mount -o ro,noload /dev/%[2]s/'%[3]s' '%[1]s' && "+
+	return g.MustShell(fmt.Sprintf("o=ro,noload; [ \"$(blkid -o value -s TYPE /dev/%[2]s/'%[3]s')\" = xfs ] && o=ro,norecovery,nouuid; "+
+		"mkdir -p '%[1]s' && mount -o $o /dev/%[2]s/'%[3]s' '%[1]s' && "+
 		"{ cat '%[1]s/%[4]s'; rc=$?; umount '%[1]s'; exit $rc; }", mnt, vg, layer, path))
 }
 

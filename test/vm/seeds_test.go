@@ -191,7 +191,9 @@ func TestBaseAddSquashfs(t *testing.T) {
 	t.Parallel()
 	g := Boot(t)
 	g.MustRun("imgbase", "layout", "--init")
-	g.MustRun("imgbase", "base", "--add", "--size", "1G", v2sqfs)
+	// With a signing key configured, only a correctly signed image goes in.
+	sig := signedOnly(t, g, v2sqfs, "v2.squashfs")
+	g.MustRun("imgbase", "base", "--add", "--size", "1G", "--signature", sig, v2sqfs)
 	lvs := g.LVs()
 	checkBase(t, lvs, nvr2)
 	g.MustRun("imgbase", "layer", "--add")
