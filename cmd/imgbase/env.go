@@ -14,6 +14,7 @@ import (
 	"github.com/imgbase/imgbase/internal/config"
 	"github.com/imgbase/imgbase/internal/hooks"
 	"github.com/imgbase/imgbase/internal/host"
+	"github.com/imgbase/imgbase/internal/system"
 )
 
 // environment is what a command reaches of the machine; tests replace it.
@@ -65,10 +66,10 @@ func (a *app) open(ctx context.Context, mutating bool) (*session, error) {
 	if a.dry {
 		runner = &command.Dry{Next: runner, Out: a.stdout}
 	}
-	h := &host.Host{
+	h := &host.Host{System: system.System{
 		Run: runner, Log: log, Out: a.stdout, Root: env.Root,
 		RootDevice: env.RootDevice, RootFSType: env.RootFSType, MountDir: env.MountDir,
-	}
+	}}
 	bootDir := filepath.Join(env.Root, "boot")
 	bm := boot.New(bootDir, log)
 	bm.Run = runner

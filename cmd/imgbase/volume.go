@@ -35,10 +35,7 @@ change when another layer boots. --create moves the directory's contents into th
 				return err
 			}
 			defer s.close()
-			m := &volume.Manager{
-				Run: s.host.Run, Log: s.host.Log, Out: a.stdout, Root: s.host.Root,
-				MountDir: s.host.MountDir, RootDevice: s.host.RootDevice, RootFSType: s.host.RootFSType,
-			}
+			m := &volume.Manager{System: s.host.System}
 			ctx := cmd.Context()
 			switch {
 			case list:

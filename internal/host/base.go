@@ -28,7 +28,7 @@ func checkNewBase(t *layout.Tree, name string) error {
 // AddEmptyBase creates an empty base of size bytes: a thin LV to be filled
 // later, sealed (read-only, activation skip, inactive) like every base.
 func (h *Host) AddEmptyBase(ctx context.Context, name string, size uint64) error {
-	t, err := h.managed(ctx)
+	t, err := h.Managed(ctx)
 	if err != nil {
 		return err
 	}
@@ -39,11 +39,11 @@ func (h *Host) AddEmptyBase(ctx context.Context, name string, size uint64) error
 		return refuse("cannot add base %s: --size is required, e.g. --size 10G", name)
 	}
 	u := &undo.Stack{Log: h.Log}
-	if err := h.lvm().CreateThin(ctx, t.VG, t.Pool.Name, name, size, []string{lvm.TagBase}); err != nil {
+	if err := h.LVM().CreateThin(ctx, t.VG, t.Pool.Name, name, size, []string{lvm.TagBase}); err != nil {
 		return err
 	}
-	u.Push("create "+name, func(ctx context.Context) error { return h.lvm().Remove(ctx, t.VG, name) })
-	if err := h.lvm().Seal(ctx, t.VG, name); err != nil {
+	u.Push("create "+name, func(ctx context.Context) error { return h.LVM().Remove(ctx, t.VG, name) })
+	if err := h.LVM().Seal(ctx, t.VG, name); err != nil {
 		return u.Rollback(ctx, err)
 	}
 	return nil
@@ -52,7 +52,7 @@ func (h *Host) AddEmptyBase(ctx context.Context, name string, size uint64) error
 // RemoveBase removes a base with all its layers and their boot entries; the
 // base of the running layer is refused.
 func (h *Host) RemoveBase(ctx context.Context, name string) error {
-	t, err := h.managed(ctx)
+	t, err := h.Managed(ctx)
 	if err != nil {
 		return err
 	}
@@ -76,7 +76,7 @@ func (h *Host) RemoveBase(ctx context.Context, name string) error {
 		return err
 	}
 	names = append(names, name)
-	if err := h.lvm().Remove(ctx, t.VG, names...); err != nil {
+	if err := h.LVM().Remove(ctx, t.VG, names...); err != nil {
 		return err
 	}
 	if h.Boot != nil {
@@ -92,7 +92,7 @@ func (h *Host) RemoveBase(ctx context.Context, name string) error {
 // Pin exempts a base from garbage collection (pin true) or makes it
 // collectable again.
 func (h *Host) Pin(ctx context.Context, name string, pin bool) error {
-	t, err := h.managed(ctx)
+	t, err := h.Managed(ctx)
 	if err != nil {
 		return err
 	}
@@ -104,7 +104,7 @@ func (h *Host) Pin(ctx context.Context, name string, pin bool) error {
 		return nil
 	}
 	if pin {
-		return h.lvm().AddLVTag(ctx, t.VG, name, lvm.TagPinned)
+		return h.LVM().AddLVTag(ctx, t.VG, name, lvm.TagPinned)
 	}
-	return h.lvm().DelLVTag(ctx, t.VG, name, lvm.TagPinned)
+	return h.LVM().DelLVTag(ctx, t.VG, name, lvm.TagPinned)
 }

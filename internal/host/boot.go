@@ -86,7 +86,7 @@ func BootLayers(t *layout.Tree) []boot.Layer {
 // from the kernel in their own /boot (mounted read-only for the purpose) or
 // the host's, the loader is rewired. It returns the problems that remain.
 func (h *Host) RecoverBoot(ctx context.Context, b BootManager) ([]boot.Problem, error) {
-	t, err := h.managed(ctx)
+	t, err := h.Managed(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -110,11 +110,11 @@ func (h *Host) RecoverBoot(ctx context.Context, b BootManager) ([]boot.Problem, 
 			h.Log.Warn("cannot recreate the boot entry of an inactive layer; activate it with 'lvchange -ay'", "layer", l.Name())
 			continue
 		}
-		mnt := h.mountPoint(l.Name())
-		if err := h.mkdir(mnt); err != nil {
+		mnt := h.MountPoint(l.Name())
+		if err := h.Mkdir(mnt); err != nil {
 			return nil, err
 		}
-		fstype, err := h.fs().Type(ctx, l.LV.DevPath())
+		fstype, err := h.FS().Type(ctx, l.LV.DevPath())
 		if err != nil || fstype == "" {
 			continue // no filesystem: no kernel to boot
 		}
@@ -124,10 +124,10 @@ func (h *Host) RecoverBoot(ctx context.Context, b BootManager) ([]boot.Problem, 
 		} else {
 			opts = append(opts, "noload")
 		}
-		if err := h.fs().Mount(ctx, l.LV.DevPath(), mnt, fstype, opts...); err != nil {
+		if err := h.FS().Mount(ctx, l.LV.DevPath(), mnt, fstype, opts...); err != nil {
 			return nil, err
 		}
-		defer h.fs().Unmount(context.WithoutCancel(ctx), mnt)
+		defer h.FS().Unmount(context.WithoutCancel(ctx), mnt)
 		layers[i].KernelSrcDir = filepath.Join(mnt, "boot")
 		if _, err := kernel.Newest(layers[i].KernelSrcDir); err != nil {
 			layers[i].KernelSrcDir = b.HostBoot

@@ -12,6 +12,7 @@ import (
 
 	"github.com/imgbase/imgbase/internal/command"
 	"github.com/imgbase/imgbase/internal/command/commandtest"
+	"github.com/imgbase/imgbase/internal/system"
 )
 
 const lvsLine = "lvs --reportformat json --units b --nosuffix -o vg_name,lv_name,lv_path,lv_attr,lv_size,lv_tags,origin,pool_lv,data_percent,metadata_percent,lv_metadata_size,chunk_size,lv_kernel_major,lv_kernel_minor,vg_tags,vg_size,vg_free"
@@ -39,12 +40,12 @@ func newFixture(t *testing.T, report string, major, minor int) *fixture {
 	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
 	os.WriteFile(filepath.Join(root, "etc/fstab"), []byte("/dev/HostVG/Base-1-0+1 / ext4 defaults,discard 0 1\n/dev/HostVG/var /var ext4 defaults,discard 0 2\n"), 0o644)
 	f := &fixture{rec: rec, out: &bytes.Buffer{}, mnt: filepath.Join(root, "run/imgbase/mnt")}
-	f.h = &Host{
+	f.h = &Host{System: system.System{
 		Run: rec, Log: slog.New(slog.DiscardHandler), Out: f.out, Root: root,
 		RootDevice: func() (int, int, error) { return major, minor, nil },
 		RootFSType: func() string { return "ext4" },
 		MountDir:   f.mnt,
-	}
+	}}
 	return f
 }
 
@@ -235,9 +236,18 @@ func TestRemoveLayer(t *testing.T) {
 	if err := f.h.RemoveLayer(ctx, "Base-1-0"); err == nil || !strings.Contains(err.Error(), "no such layer") {
 		t.Errorf("removing a base as a layer: %v", err)
 	}
+	// Mounted somewhere (254:6 is Base-1-0+2): refused until unmounted.
+	table := filepath.Join(f.h.Root, "proc/self/mountinfo")
+	os.MkdirAll(filepath.Dir(table), 0o755)
+	os.WriteFile(table, []byte("26 1 254:5 / / rw - ext4 /dev/mapper/HostVG-Base--1--0+1 rw\n"+
+		"90 26 254:6 / /mnt/other rw - ext4 /dev/mapper/HostVG-Base--1--0+2 rw\n"), 0o644)
+	if err := f.h.RemoveLayer(ctx, "Base-1-0+2"); err == nil || !strings.Contains(err.Error(), "mounted") {
+		t.Errorf("removing a mounted layer: %v", err)
+	}
 	if m := f.rec.Mutations(); len(m) != 0 {
 		t.Fatalf("refusals ran %v", m)
 	}
+	os.Remove(table)
 	if err := f.h.RemoveLayer(ctx, "Base-1-0+2"); err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ type BaseResult struct {
 // created when the image is refused (unknown format, truncated, corrupt,
 // larger than the LV, not enough room in the pool).
 func (h *Host) AddBaseFromImage(ctx context.Context, req ImageRequest) (*BaseResult, error) {
-	t, err := h.managed(ctx)
+	t, err := h.Managed(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -151,12 +151,12 @@ func (h *Host) addBase(ctx context.Context, u *undo.Stack, t *layout.Tree, im *i
 	name, chunk := plan.name, plan.chunk
 	res := &BaseResult{Base: name, Size: plan.size, FSType: string(im.FSType)}
 	h.Log.Info("adding base", "base", name, "image", im.Path, "size", plan.size)
-	if err := h.lvm().CreateThin(ctx, t.VG, t.Pool.Name, name, plan.size, []string{lvm.TagBase}); err != nil {
+	if err := h.LVM().CreateThin(ctx, t.VG, t.Pool.Name, name, plan.size, []string{lvm.TagBase}); err != nil {
 		return nil, err
 	}
-	u.Push("create "+name, func(ctx context.Context) error { return h.lvm().Remove(ctx, t.VG, name) })
+	u.Push("create "+name, func(ctx context.Context) error { return h.LVM().Remove(ctx, t.VG, name) })
 	dev := "/dev/" + t.VG + "/" + name
-	if h.dry() {
+	if h.Dry() {
 		if err := h.checkImage(ctx, im); err != nil {
 			return nil, err
 		}
@@ -168,7 +168,7 @@ func (h *Host) addBase(ctx context.Context, u *undo.Stack, t *layout.Tree, im *i
 		}
 		res.Written, res.PoolBytes = st.Written, st.DataBytes(chunk)
 	}
-	if err := h.lvm().Seal(ctx, t.VG, name); err != nil {
+	if err := h.LVM().Seal(ctx, t.VG, name); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -205,7 +205,7 @@ func (h *Host) writeChecked(ctx context.Context, dev string, im *image.Image, ch
 
 func (h *Host) writeImage(ctx context.Context, dev string, im *image.Image, chunk int64, progress func(done, total int64)) (sparse.Stats, error) {
 	// O_EXCL on a block device fails while anything else has it open.
-	f, err := os.OpenFile(h.path(dev), os.O_WRONLY|unix.O_EXCL, 0)
+	f, err := os.OpenFile(h.Path(dev), os.O_WRONLY|unix.O_EXCL, 0)
 	if err != nil {
 		return sparse.Stats{}, fmt.Errorf("cannot open %s: %w", dev, err)
 	}

@@ -67,7 +67,7 @@ func (h *Host) Init(ctx context.Context, name, from string) (*InitResult, error)
 }
 
 func (h *Host) initSteps(ctx context.Context, u *undo.Stack, all []lvm.LV, src *lvm.LV, name, layerName string) error {
-	c := h.lvm()
+	c := h.LVM()
 	if err := c.AddVGTag(ctx, src.VG, lvm.TagVG); err != nil {
 		return err
 	}

@@ -41,7 +41,7 @@ type LayerResult struct {
 // layer (a snapshot of that layer) or "" (the newest layer of the newest
 // base, or that base itself when it has no layer yet).
 func (h *Host) AddLayer(ctx context.Context, target string) (*LayerResult, error) {
-	t, err := h.managed(ctx)
+	t, err := h.Managed(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -108,14 +108,14 @@ type layerSetup struct {
 // filesystem, pushing undo steps onto u.
 func (h *Host) createLayer(ctx context.Context, u *undo.Stack, t *layout.Tree, base *layout.Base, origin, name string, setup layerSetup) (*LayerResult, error) {
 	h.Log.Info("adding layer", "layer", name, "origin", origin)
-	err := h.lvm().Snapshot(ctx, t.VG, origin, name, lvm.SnapshotOpts{
+	err := h.LVM().Snapshot(ctx, t.VG, origin, name, lvm.SnapshotOpts{
 		Tags:     []string{lvm.TagLayer},
 		Activate: true,
 	})
 	if err != nil {
 		return nil, err
 	}
-	u.Push("create "+name, func(ctx context.Context) error { return h.lvm().Remove(ctx, t.VG, name) })
+	u.Push("create "+name, func(ctx context.Context) error { return h.LVM().Remove(ctx, t.VG, name) })
 	res := &LayerResult{Name: name, Origin: origin}
 	dev := "/dev/" + t.VG + "/" + name
 	fstype, err := h.layerFSType(ctx, t, origin, dev)
@@ -137,11 +137,11 @@ func (h *Host) createLayer(ctx context.Context, u *undo.Stack, t *layout.Tree, b
 // probe, so it probes the origin when that is active and else assumes the
 // running root's type.
 func (h *Host) layerFSType(ctx context.Context, t *layout.Tree, origin, dev string) (string, error) {
-	if !h.dry() {
-		return h.fs().Type(ctx, dev)
+	if !h.Dry() {
+		return h.FS().Type(ctx, dev)
 	}
 	if lv := t.LV(origin); lv != nil && lv.Active() {
-		return h.fs().Type(ctx, lv.DevPath())
+		return h.FS().Type(ctx, lv.DevPath())
 	}
 	if h.RootFSType != nil {
 		return h.RootFSType(), nil
@@ -152,18 +152,18 @@ func (h *Host) layerFSType(ctx context.Context, t *layout.Tree, origin, dev stri
 // prepareLayer gives a new layer its own filesystem UUID, makes its fstab
 // name it as / with discard, and writes its boot entry.
 func (h *Host) prepareLayer(ctx context.Context, u *undo.Stack, t *layout.Tree, base *layout.Base, name, dev, fstype string, setup layerSetup) error {
-	mnt := h.mountPoint(name)
-	if err := h.mkdir(mnt); err != nil {
+	mnt := h.MountPoint(name)
+	if err := h.Mkdir(mnt); err != nil {
 		return err
 	}
-	if err := h.fs().NewUUID(ctx, dev, fstype, mnt, setup.clean); err != nil {
+	if err := h.FS().NewUUID(ctx, dev, fstype, mnt, setup.clean); err != nil {
 		return err
 	}
 	opts := []string{"discard"}
 	if fstype == "xfs" {
 		opts = append(opts, "nouuid")
 	}
-	if err := h.fs().Mount(ctx, dev, mnt, fstype, opts...); err != nil {
+	if err := h.FS().Mount(ctx, dev, mnt, fstype, opts...); err != nil {
 		return err
 	}
 	var err error
@@ -173,18 +173,18 @@ func (h *Host) prepareLayer(ctx context.Context, u *undo.Stack, t *layout.Tree, 
 	if err == nil {
 		err = h.editLayer(ctx, t, base, name, dev, fstype, mnt, setup)
 	}
-	if err == nil && setup.noBoot && !h.dry() {
+	if err == nil && setup.noBoot && !h.Dry() {
 		// The later boot entry step reads the kernel from this mount, and
 		// unmounts it; what was written is on disk before the commit.
 		return syncFS(mnt)
 	}
-	if uerr := h.fs().Unmount(ctx, mnt); uerr != nil && err == nil {
+	if uerr := h.FS().Unmount(ctx, mnt); uerr != nil && err == nil {
 		err = uerr
 	}
 	if err != nil {
 		return err
 	}
-	if !h.dry() {
+	if !h.Dry() {
 		os.Remove(mnt)
 	}
 	if h.Boot != nil && !setup.noBoot {
@@ -197,7 +197,7 @@ func (h *Host) prepareLayer(ctx context.Context, u *undo.Stack, t *layout.Tree, 
 func (h *Host) editLayer(ctx context.Context, t *layout.Tree, base *layout.Base, name, dev, fstype, mnt string, setup layerSetup) error {
 	fstabPath := filepath.Join(mnt, "etc/fstab")
 	var old []byte
-	if !h.dry() {
+	if !h.Dry() {
 		var err error
 		old, err = os.ReadFile(fstabPath)
 		if err != nil && !os.IsNotExist(err) {
@@ -208,20 +208,20 @@ func (h *Host) editLayer(ctx context.Context, t *layout.Tree, base *layout.Base,
 	// Volumes are shared by every layer: a layer made from a base gets the
 	// base's fstab, which does not mount them yet.
 	if len(t.Volumes) > 0 {
-		running, err := os.ReadFile(h.path("etc/fstab"))
+		running, err := os.ReadFile(h.Path("etc/fstab"))
 		if err != nil {
 			return fmt.Errorf("cannot read the running fstab for the volumes: %w", err)
 		}
 		fstab = volume.AddAll(fstab, volume.Entries(running, t))
 	}
-	if err := h.writeFile(fstabPath, fstab, 0o644); err != nil {
+	if err := h.WriteFile(fstabPath, fstab, 0o644, ""); err != nil {
 		return err
 	}
 	if h.Boot == nil {
 		return nil
 	}
 	var dry func(string)
-	if h.dry() {
+	if h.Dry() {
 		dry = func(p string) { fmt.Fprintf(h.Out, "# write %s\n", p) }
 	}
 	if err := boot.InstallUnits(mnt, dry); err != nil {
@@ -241,7 +241,7 @@ func (h *Host) editLayer(ctx context.Context, t *layout.Tree, base *layout.Base,
 
 // RemoveLayer removes a layer and its boot entry; the running layer is refused.
 func (h *Host) RemoveLayer(ctx context.Context, name string) error {
-	t, err := h.managed(ctx)
+	t, err := h.Managed(ctx)
 	if err != nil {
 		return err
 	}
@@ -261,7 +261,7 @@ func (h *Host) RemoveLayer(ctx context.Context, name string) error {
 	if err := h.preHook(ctx, hooks.LayerRemove, l.Base.Name(), name); err != nil {
 		return err
 	}
-	if err := h.lvm().Remove(ctx, t.VG, name); err != nil {
+	if err := h.LVM().Remove(ctx, t.VG, name); err != nil {
 		return err
 	}
 	defer h.postHook(ctx, hooks.LayerRemove, l.Base.Name(), name)
@@ -276,11 +276,16 @@ func (h *Host) RemoveLayer(ctx context.Context, name string) error {
 // isMounted reports whether the LV's device is mounted anywhere, read from
 // the kernel's mount table of the running system.
 func (h *Host) isMounted(lv *lvm.LV) bool {
-	data, err := os.ReadFile(filepath.Join(h.Root, "proc/self/mountinfo"))
+	mounts, err := h.Mounts()
 	if err != nil {
 		return false
 	}
-	return mountedDevice(data, lv.Major, lv.Minor)
+	for _, m := range mounts {
+		if m.Major == lv.Major && m.Minor == lv.Minor {
+			return true
+		}
+	}
+	return false
 }
 
 // refuseDefault refuses to remove the layer that boots by default: the
@@ -312,7 +317,7 @@ func (h *Host) installSelf(mnt string) error {
 		}
 	}
 	dst := filepath.Join(mnt, "usr/local/sbin/imgbase")
-	if h.dry() {
+	if h.Dry() {
 		fmt.Fprintf(h.Out, "# write %s\n", dst)
 		return nil
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -33,8 +32,8 @@ const (
 )
 
 func (h *Host) journal() *journal.Journal {
-	j := &journal.Journal{Path: h.path(JournalFile), Kinds: h.kinds(), Log: h.Log}
-	if h.dry() {
+	j := &journal.Journal{Path: h.Path(JournalFile), Kinds: h.kinds(), Log: h.Log}
+	if h.Dry() {
 		j.DryOut = h.Out
 	}
 	return j
@@ -47,7 +46,7 @@ func (h *Host) Recover(ctx context.Context) (*journal.Outcome, error) {
 }
 
 func (h *Host) kinds() journal.Kinds {
-	c := h.lvm()
+	c := h.LVM()
 	return journal.Kinds{
 		stepCreateBase: {
 			Do: func(ctx context.Context, a journal.Args) error {
@@ -123,14 +122,14 @@ func (h *Host) bootEntryStep(ctx context.Context, a journal.Args) error {
 	vg, name, mnt := a["vg"], a["lv"], a["mnt"]
 	dev := "/dev/" + vg + "/" + name
 	bl := BootLayer{Name: name, Base: a["base"], VG: vg, Dev: dev, Mnt: mnt, Try: a["try"] == "y", Latest: true}
-	if h.dry() {
+	if h.Dry() {
 		return h.Boot.AddLayer(ctx, bl)
 	}
-	if !h.mountedAt(mnt) {
-		if err := h.mkdir(mnt); err != nil {
+	if !h.MountedAt(mnt) {
+		if err := h.Mkdir(mnt); err != nil {
 			return err
 		}
-		fstype, err := h.fs().Type(ctx, dev)
+		fstype, err := h.FS().Type(ctx, dev)
 		if err != nil {
 			return err
 		}
@@ -138,12 +137,12 @@ func (h *Host) bootEntryStep(ctx context.Context, a journal.Args) error {
 		if fstype == "xfs" {
 			opts = []string{"ro", "norecovery", "nouuid"}
 		}
-		if err := h.fs().Mount(ctx, dev, mnt, fstype, opts...); err != nil {
+		if err := h.FS().Mount(ctx, dev, mnt, fstype, opts...); err != nil {
 			return err
 		}
 	}
 	err := h.Boot.AddLayer(ctx, bl)
-	if uerr := h.fs().Unmount(ctx, mnt); err == nil {
+	if uerr := h.FS().Unmount(ctx, mnt); err == nil {
 		err = uerr
 	}
 	if err == nil {
@@ -162,7 +161,7 @@ func (h *Host) removeBootEntry(ctx context.Context, name string) error {
 // removeIfExists removes an LV; one that is not there is fine (an undo
 // may run after a crash before its creation).
 func (h *Host) removeIfExists(ctx context.Context, a journal.Args) error {
-	err := h.lvm().Remove(ctx, a["vg"], a["lv"])
+	err := h.LVM().Remove(ctx, a["vg"], a["lv"])
 	var ce *command.Error
 	if errors.As(err, &ce) && (strings.Contains(ce.Stderr, "Failed to find") || strings.Contains(ce.Stderr, "not found")) {
 		return nil
@@ -172,23 +171,8 @@ func (h *Host) removeIfExists(ctx context.Context, a journal.Args) error {
 
 // unmountIfMounted unmounts dir when something is mounted on it.
 func (h *Host) unmountIfMounted(ctx context.Context, dir string) error {
-	if dir == "" || h.dry() || !h.mountedAt(dir) {
+	if dir == "" || h.Dry() || !h.MountedAt(dir) {
 		return nil
 	}
-	return h.fs().Unmount(ctx, dir)
-}
-
-// mountedAt reports whether something is mounted on dir.
-func (h *Host) mountedAt(dir string) bool {
-	data, err := os.ReadFile(filepath.Join(h.Root, "proc/self/mountinfo"))
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && f[4] == dir {
-			return true
-		}
-	}
-	return false
+	return h.FS().Unmount(ctx, dir)
 }

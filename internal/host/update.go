@@ -47,7 +47,7 @@ type UpdateResult struct {
 // the host as it was, after it the boot entry and the removals are
 // finished by 'imgbase recover'.
 func (h *Host) Update(ctx context.Context, req UpdateRequest) (*UpdateResult, error) {
-	t, err := h.managed(ctx)
+	t, err := h.Managed(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +75,7 @@ func (h *Host) Update(ctx context.Context, req UpdateRequest) (*UpdateResult, er
 	if err := h.preflight(t, im, req); err != nil {
 		return nil, err
 	}
-	if h.dry() {
+	if h.Dry() {
 		if err := h.checkImage(ctx, im); err != nil {
 			return nil, err
 		}
@@ -103,14 +103,14 @@ func (h *Host) Update(ctx context.Context, req UpdateRequest) (*UpdateResult, er
 // writable: nothing writes to it in between).
 func (h *Host) updateTx(t *layout.Tree, im *image.Image, req UpdateRequest, plan *basePlan, oldBase *layout.Base, res *UpdateResult) journal.Tx {
 	vg, base, layer := t.VG, plan.name, res.Layer
-	mnt := h.mountPoint(layer)
-	src := source{vg: vg, base: oldBase, mnt: h.mountPoint(oldBase.Name())}
+	mnt := h.MountPoint(layer)
+	src := source{vg: vg, base: oldBase, mnt: h.MountPoint(oldBase.Name())}
 	tx := journal.Tx{Name: "update to " + base}
 	tx.Steps = []journal.Step{
 		{Kind: stepCreateBase, Args: journal.Args{"vg": vg, "pool": t.Pool.Name, "lv": base, "size": strconv.FormatUint(plan.size, 10)}},
 		{Kind: stepWriteImage, Args: src.args(journal.Args{"vg": vg, "lv": base, "image": im.Path}), Do: func(ctx context.Context) error {
 			write := func(ctx context.Context) error {
-				if h.dry() {
+				if h.Dry() {
 					fmt.Fprintf(h.Out, "# write %s (%d bytes, sparse) to /dev/%s/%s\n", im.Path, im.Size, vg, base)
 					return nil
 				}
@@ -122,7 +122,7 @@ func (h *Host) updateTx(t *layout.Tree, im *image.Image, req UpdateRequest, plan
 		}},
 		{Kind: stepCreateLayer, Args: journal.Args{"vg": vg, "lv": layer, "origin": base, "mnt": mnt}},
 		{Kind: stepPrepareLayer, Args: src.args(journal.Args{"vg": vg, "lv": layer, "mnt": mnt}), Do: func(ctx context.Context) error {
-			seal := func(ctx context.Context) error { return h.lvm().Seal(ctx, vg, base) }
+			seal := func(ctx context.Context) error { return h.LVM().Seal(ctx, vg, base) }
 			prepare := func(ctx context.Context) error {
 				nt := withBase(t, base, plan.size)
 				return h.prepareNewLayer(ctx, nt, nt.Base(base), layer, func(ctx context.Context, mnt string) error {
@@ -148,7 +148,7 @@ func (h *Host) updateTx(t *layout.Tree, im *image.Image, req UpdateRequest, plan
 // cancelled when the other fails: an LVM command is never killed half-way.
 // A dry run runs them in turn, so that its output reads in order.
 func (h *Host) both(ctx context.Context, a, b func(context.Context) error) error {
-	if h.dry() {
+	if h.Dry() {
 		return errors.Join(a(ctx), b(ctx))
 	}
 	errB := make(chan error, 1)
@@ -207,18 +207,18 @@ func (s source) args(a journal.Args) journal.Args {
 
 // mountSource activates the source base and mounts it read-only.
 func (h *Host) mountSource(ctx context.Context, s source) error {
-	if h.dry() {
+	if h.Dry() {
 		fmt.Fprintf(h.Out, "# mount base %s read-only at %s\n", s.base.Name(), s.mnt)
 		return nil
 	}
-	if err := h.mkdir(s.mnt); err != nil {
+	if err := h.Mkdir(s.mnt); err != nil {
 		return err
 	}
-	if err := h.lvm().Activate(ctx, s.vg, s.base.Name()); err != nil {
+	if err := h.LVM().Activate(ctx, s.vg, s.base.Name()); err != nil {
 		return err
 	}
 	dev := s.base.LV.DevPath()
-	fstype, err := h.fs().Type(ctx, dev)
+	fstype, err := h.FS().Type(ctx, dev)
 	if err != nil {
 		return err
 	}
@@ -227,26 +227,26 @@ func (h *Host) mountSource(ctx context.Context, s source) error {
 	if fstype == "xfs" {
 		opts = []string{"ro", "norecovery", "nouuid"}
 	}
-	return h.fs().Mount(ctx, dev, s.mnt, fstype, opts...)
+	return h.FS().Mount(ctx, dev, s.mnt, fstype, opts...)
 }
 
 // releaseSource unmounts and deactivates the source base named in a
 // journal step's Args, whatever mountSource got done. Args without a
 // source (a journal written before sources were recorded) need nothing.
 func (h *Host) releaseSource(ctx context.Context, a journal.Args) error {
-	if a["source"] == "" || h.dry() {
+	if a["source"] == "" || h.Dry() {
 		return nil
 	}
 	if err := h.unmountIfMounted(ctx, a["srcmnt"]); err != nil {
 		return err
 	}
-	return h.lvm().Deactivate(ctx, a["vg"], a["source"])
+	return h.LVM().Deactivate(ctx, a["vg"], a["source"])
 }
 
 // mergeSource merges the running /etc into the new layer at mnt against
 // the mounted source, then lets the source go.
 func (h *Host) mergeSource(ctx context.Context, s source, mnt string) (*migrate.Report, error) {
-	if h.dry() {
+	if h.Dry() {
 		fmt.Fprintf(h.Out, "# carry /etc from %s (against base %s) into %s\n", h.Root, s.base.Name(), mnt)
 		return nil, nil
 	}

@@ -51,7 +51,7 @@ func (m *Manager) Create(ctx context.Context, path, sizeArg string) (*CreateResu
 	if err := m.checkDir(path); err != nil {
 		return nil, err
 	}
-	t, err := m.managed(ctx)
+	t, err := m.Managed(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func (m *Manager) checkCreate(t *layout.Tree, path, name string) error {
 			return refuse("cannot create a volume for %s: volume %s lies below it and would be hidden; remove %s first ('imgbase volume --remove %s'), then create %s before it", path, p, p, p, path)
 		}
 	}
-	mounts, err := m.mounts()
+	mounts, err := m.Mounts()
 	if err != nil {
 		return err
 	}
@@ -117,7 +117,7 @@ func (m *Manager) checkCreate(t *layout.Tree, path, name string) error {
 	if below := mountsBelow(mounts, path); len(below) > 0 {
 		return refuse("cannot create a volume for %s: %s mounted below it would be hidden and not copied; unmount it first", path, strings.Join(below, ", "))
 	}
-	fstab, _, err := readFstab(m.path("etc/fstab"))
+	fstab, _, err := readFstab(m.Path("etc/fstab"))
 	if err != nil {
 		return err
 	}
@@ -130,7 +130,7 @@ func (m *Manager) checkCreate(t *layout.Tree, path, name string) error {
 // checkSpace refuses a directory whose contents do not fit the volume
 // (with room for the filesystem's own metadata) or the pool's free data.
 func (m *Manager) checkSpace(t *layout.Tree, path string, sz uint64) error {
-	need, err := diskUse(m.path(path))
+	need, err := diskUse(m.Path(path))
 	if err != nil {
 		return err
 	}
@@ -181,14 +181,14 @@ func diskUse(dir string) (uint64, error) {
 }
 
 func (m *Manager) create(ctx context.Context, u *undo.Stack, t *layout.Tree, e Entry, sz uint64) (*CreateResult, error) {
-	if err := m.lvm().CreateThin(ctx, t.VG, t.Pool.Name, e.LV, sz, []string{lvm.TagVolume}); err != nil {
+	if err := m.LVM().CreateThin(ctx, t.VG, t.Pool.Name, e.LV, sz, []string{lvm.TagVolume}); err != nil {
 		return nil, err
 	}
-	u.Push("create "+e.LV, func(ctx context.Context) error { return m.lvm().Remove(ctx, t.VG, e.LV) })
+	u.Push("create "+e.LV, func(ctx context.Context) error { return m.LVM().Remove(ctx, t.VG, e.LV) })
 	if err := m.mkfs(ctx, e.Dev(), e.FSType); err != nil {
 		return nil, err
 	}
-	src := m.path(e.Path)
+	src := m.Path(e.Path)
 	var changed []string
 	err := m.withMounted(ctx, e.Dev(), filepath.Join(m.MountDir, e.LV), e.FSType, func() error {
 		var err error
@@ -201,15 +201,15 @@ func (m *Manager) create(ctx context.Context, u *undo.Stack, t *layout.Tree, e E
 	if err := m.editFstabs(ctx, u, t, func(b []byte) []byte { return AddToFstab(b, e) }, "add "+e.Line()); err != nil {
 		return nil, err
 	}
-	if err := m.fs().Mount(ctx, e.Dev(), src, e.FSType, "discard"); err != nil {
+	if err := m.FS().Mount(ctx, e.Dev(), src, e.FSType, "discard"); err != nil {
 		return nil, err
 	}
-	u.Push("mount "+e.Path, func(ctx context.Context) error { return m.fs().Unmount(ctx, src) })
+	u.Push("mount "+e.Path, func(ctx context.Context) error { return m.FS().Unmount(ctx, src) })
 	if len(changed) > 0 {
 		m.Log.Warn("files changed while they were copied; their newest content is in the hidden old directory", "path", e.Path, "count", len(changed))
 	}
 	return &CreateResult{
-		Volume: Volume{Path: e.Path, LV: e.LV, Dev: e.Dev(), Size: sz, Mounted: !m.dry(), MountPoint: e.Path},
+		Volume: Volume{Path: e.Path, LV: e.LV, Dev: e.Dev(), Size: sz, Mounted: !m.Dry(), MountPoint: e.Path},
 		FSType: e.FSType, Changed: changed, Hidden: e.Path,
 	}, nil
 }
@@ -244,7 +244,7 @@ func (m *Manager) copyTree(ctx context.Context, src, dst string, since time.Time
 	if _, err := m.Run.Run(ctx, command.Change("cp", "-ax", "--sparse=always", src+"/.", dst+"/")); err != nil {
 		return nil, fmt.Errorf("cannot copy %s: %w", src, err)
 	}
-	if m.dry() {
+	if m.Dry() {
 		return nil, nil
 	}
 	changed, err := VerifyCopy(src, dst, since)

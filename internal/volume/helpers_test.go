@@ -15,6 +15,7 @@ import (
 	"github.com/imgbase/imgbase/internal/command"
 	"github.com/imgbase/imgbase/internal/command/commandtest"
 	"github.com/imgbase/imgbase/internal/lvm"
+	"github.com/imgbase/imgbase/internal/system"
 )
 
 var lvsLine = "lvs --reportformat json --units b --nosuffix -o " + strings.Join(lvm.ReportFields, ",")
@@ -80,9 +81,11 @@ func newFixture(t *testing.T, rows ...row) *fixture {
 	root := t.TempDir()
 	f := &fixture{rec: rec, out: &bytes.Buffer{}, root: root, mnt: filepath.Join(t.TempDir(), "mnt"), usage: map[string]Usage{}}
 	f.m = &Manager{
-		Run: rec, Log: slog.New(slog.DiscardHandler), Out: f.out, Root: root, MountDir: f.mnt,
-		RootDevice: func() (int, int, error) { return 254, 5, nil },
-		RootFSType: func() string { return "ext4" },
+		System: system.System{
+			Run: rec, Log: slog.New(slog.DiscardHandler), Out: f.out, Root: root, MountDir: f.mnt,
+			RootDevice: func() (int, int, error) { return 254, 5, nil },
+			RootFSType: func() string { return "ext4" },
+		},
 		Usage: func(p string) (Usage, error) {
 			rel := "/" + strings.TrimPrefix(strings.TrimPrefix(p, root), "/")
 			if u, ok := f.usage[rel]; ok {

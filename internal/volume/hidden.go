@@ -35,7 +35,7 @@ func (m *Manager) FreeHidden(ctx context.Context, path string) (*FreeResult, err
 	if err != nil {
 		return nil, err
 	}
-	t, err := m.managed(ctx)
+	t, err := m.Managed(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -43,7 +43,7 @@ func (m *Manager) FreeHidden(ctx context.Context, path string) (*FreeResult, err
 	if lv == nil {
 		return nil, refuse("cannot free what the volume for %s hides: there is no such volume; see 'imgbase volume --list'", path)
 	}
-	mounts, err := m.mounts()
+	mounts, err := m.Mounts()
 	if err != nil {
 		return nil, err
 	}
@@ -56,15 +56,15 @@ func (m *Manager) FreeHidden(ctx context.Context, path string) (*FreeResult, err
 	}
 	rel := strings.TrimPrefix(strings.TrimPrefix(path, below.Mountpoint), "/")
 	bind := filepath.Join(m.MountDir, name+".below")
-	if err := m.mkdir(bind); err != nil {
+	if err := m.Mkdir(bind); err != nil {
 		return nil, err
 	}
-	if _, err := m.Run.Run(ctx, command.Change("mount", "--bind", m.path(below.Mountpoint), bind)); err != nil {
+	if _, err := m.Run.Run(ctx, command.Change("mount", "--bind", m.Path(below.Mountpoint), bind)); err != nil {
 		return nil, fmt.Errorf("cannot reach the filesystem below %s: %w", path, err)
 	}
 	res := &FreeResult{Path: path, Below: below.Mountpoint}
 	err = m.deleteHidden(ctx, filepath.Join(bind, rel), res)
-	if uerr := m.fs().Unmount(context.WithoutCancel(ctx), bind); uerr != nil && err == nil {
+	if uerr := m.FS().Unmount(context.WithoutCancel(ctx), bind); uerr != nil && err == nil {
 		err = uerr
 	}
 	if err != nil {
@@ -75,7 +75,7 @@ func (m *Manager) FreeHidden(ctx context.Context, path string) (*FreeResult, err
 }
 
 func (m *Manager) deleteHidden(ctx context.Context, dir string, res *FreeResult) error {
-	if !m.dry() {
+	if !m.Dry() {
 		// The mount point itself stays: it is where the volume is mounted.
 		seen := map[uint64]bool{}
 		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -115,7 +115,7 @@ func mountHolding(mounts []*mountinfo.Info, dir string) *mountinfo.Info {
 }
 
 func (m *Manager) removeDir(p string) {
-	if !m.dry() {
+	if !m.Dry() {
 		_ = unix.Rmdir(p)
 	}
 }

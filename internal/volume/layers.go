@@ -16,7 +16,7 @@ import (
 // pushes an undo step that writes the old content back. what describes the
 // edit for a dry run.
 func (m *Manager) editFstabs(ctx context.Context, u *undo.Stack, t *layout.Tree, edit func([]byte) []byte, what string) error {
-	cur := m.currentLayer(t)
+	cur := m.CurrentLayer(t)
 	for _, l := range t.Layers() {
 		if cur != nil && l.Name() == cur.Name() {
 			continue
@@ -25,7 +25,7 @@ func (m *Manager) editFstabs(ctx context.Context, u *undo.Stack, t *layout.Tree,
 			return err
 		}
 	}
-	return m.editFile(u, m.path("etc/fstab"), edit, what)
+	return m.editFile(u, m.Path("etc/fstab"), edit, what)
 }
 
 // editFile edits one fstab in place and pushes its restore onto u.
@@ -34,13 +34,13 @@ func (m *Manager) editFile(u *undo.Stack, p string, edit func([]byte) []byte, wh
 	if err != nil {
 		return err
 	}
-	if m.dry() {
-		return m.writeFile(p, nil, perm, what)
+	if m.Dry() {
+		return m.WriteFile(p, nil, perm, what)
 	}
-	if err := m.writeFile(p, edit(old), perm, what); err != nil {
+	if err := m.WriteFile(p, edit(old), perm, what); err != nil {
 		return err
 	}
-	u.Push("edit "+p, func(context.Context) error { return m.writeFile(p, old, perm, "restore") })
+	u.Push("edit "+p, func(context.Context) error { return m.WriteFile(p, old, perm, "restore") })
 	return nil
 }
 
@@ -63,7 +63,7 @@ func readFstab(p string) ([]byte, os.FileMode, error) {
 func (m *Manager) editLayerFstab(ctx context.Context, u *undo.Stack, t *layout.Tree, l *layout.Layer, edit func([]byte) []byte, what string) error {
 	dev := "/dev/" + t.VG + "/" + l.Name()
 	if !l.LV.Active() {
-		if err := m.lvm().Activate(ctx, t.VG, l.Name()); err != nil {
+		if err := m.LVM().Activate(ctx, t.VG, l.Name()); err != nil {
 			return err
 		}
 		defer m.deactivate(ctx, t.VG, l.Name())
@@ -71,9 +71,9 @@ func (m *Manager) editLayerFstab(ctx context.Context, u *undo.Stack, t *layout.T
 	// A dry run cannot probe a layer it did not really activate: mount
 	// then guesses the type.
 	fstype := ""
-	if !m.dry() || l.LV.Active() {
+	if !m.Dry() || l.LV.Active() {
 		var err error
-		if fstype, err = m.fs().Type(ctx, dev); err != nil {
+		if fstype, err = m.FS().Type(ctx, dev); err != nil {
 			return err
 		}
 		if fstype == "" {
@@ -90,45 +90,45 @@ func (m *Manager) editLayerFstab(ctx context.Context, u *undo.Stack, t *layout.T
 		if old, perm, err = readFstab(p); err != nil {
 			return err
 		}
-		if m.dry() {
-			return m.writeFile(p, nil, perm, what)
+		if m.Dry() {
+			return m.WriteFile(p, nil, perm, what)
 		}
-		return m.writeFile(p, edit(old), perm, what)
+		return m.WriteFile(p, edit(old), perm, what)
 	})
-	if err != nil || m.dry() {
+	if err != nil || m.Dry() {
 		return err
 	}
 	u.Push("edit the fstab of "+l.Name(), func(ctx context.Context) error {
 		if !l.LV.Active() {
-			if err := m.lvm().Activate(ctx, t.VG, l.Name()); err != nil {
+			if err := m.LVM().Activate(ctx, t.VG, l.Name()); err != nil {
 				return err
 			}
 			defer m.deactivate(ctx, t.VG, l.Name())
 		}
 		return m.withMounted(ctx, dev, mnt, fstype, func() error {
-			return m.writeFile(filepath.Join(mnt, "etc/fstab"), old, perm, "restore")
+			return m.WriteFile(filepath.Join(mnt, "etc/fstab"), old, perm, "restore")
 		})
 	})
 	return nil
 }
 
 func (m *Manager) deactivate(ctx context.Context, vg, name string) {
-	if err := m.lvm().Deactivate(ctx, vg, name); err != nil {
+	if err := m.LVM().Deactivate(ctx, vg, name); err != nil {
 		m.Log.Warn("cannot deactivate the layer again", "layer", name, "err", err)
 	}
 }
 
 // withMounted mounts dev on mnt (made if missing) for the time fn runs.
 func (m *Manager) withMounted(ctx context.Context, dev, mnt, fstype string, fn func() error) error {
-	if err := m.mkdir(mnt); err != nil {
+	if err := m.Mkdir(mnt); err != nil {
 		return err
 	}
-	if err := m.fs().Mount(ctx, dev, mnt, fstype); err != nil {
+	if err := m.FS().Mount(ctx, dev, mnt, fstype); err != nil {
 		return err
 	}
 	err := fn()
-	uerr := m.fs().Unmount(context.WithoutCancel(ctx), mnt)
-	if uerr == nil && !m.dry() {
+	uerr := m.FS().Unmount(context.WithoutCancel(ctx), mnt)
+	if uerr == nil && !m.Dry() {
 		os.Remove(mnt)
 	}
 	if err == nil {

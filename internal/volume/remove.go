@@ -33,7 +33,7 @@ func (m *Manager) Remove(ctx context.Context, path string) (*RemoveResult, error
 	if err != nil {
 		return nil, err
 	}
-	t, err := m.managed(ctx)
+	t, err := m.Managed(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +46,7 @@ func (m *Manager) Remove(ctx context.Context, path string) (*RemoveResult, error
 			return nil, refuse("cannot remove the volume for %s: volume %s lies below it; remove %s first", path, p, p)
 		}
 	}
-	mounts, err := m.mounts()
+	mounts, err := m.Mounts()
 	if err != nil {
 		return nil, err
 	}
@@ -67,19 +67,19 @@ func (m *Manager) Remove(ctx context.Context, path string) (*RemoveResult, error
 	newDir := filepath.Join(parent, "."+base+".imgbase-new")
 	oldDir := path + ".imgbase-old"
 	for _, p := range []string{newDir, oldDir} {
-		if _, err := os.Lstat(m.path(p)); err == nil {
+		if _, err := os.Lstat(m.Path(p)); err == nil {
 			return nil, refuse("cannot remove the volume for %s: %s is in the way; move or delete it first", path, p)
 		}
 	}
 	used := lv.DataUsed()
 	if mp == path {
-		u, err := m.usage(m.path(path))
+		u, err := m.usage(m.Path(path))
 		if err != nil {
 			return nil, err
 		}
 		used = u.Used
 	}
-	room, err := m.usage(m.path(parent))
+	room, err := m.usage(m.Path(parent))
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +96,7 @@ func (m *Manager) Remove(ctx context.Context, path string) (*RemoveResult, error
 	}
 	// The contents are safe in the root now: a failing lvremove leaves an
 	// unused LV, not a broken host, so it is reported and not undone.
-	if err := m.lvm().Remove(ctx, t.VG, name); err != nil {
+	if err := m.LVM().Remove(ctx, t.VG, name); err != nil {
 		return nil, fmt.Errorf("the contents of %s are back on the root and no fstab mounts the volume, but %w; remove it by hand with 'lvremove %s/%s'", path, err, t.VG, name)
 	}
 	m.reloadSystemd(ctx)
@@ -104,21 +104,21 @@ func (m *Manager) Remove(ctx context.Context, path string) (*RemoveResult, error
 }
 
 func (m *Manager) remove(ctx context.Context, u *undo.Stack, t *layout.Tree, e Entry, active, mounted bool, newDir, oldDir string) error {
-	src := m.path(e.Path)
+	src := m.Path(e.Path)
 	if mounted {
-		if err := m.fs().Unmount(ctx, src); err != nil {
+		if err := m.FS().Unmount(ctx, src); err != nil {
 			return fmt.Errorf("%w; it is in use: see 'fuser -vm %s', stop what uses it and retry", err, e.Path)
 		}
-		u.Push("unmount "+e.Path, func(ctx context.Context) error { return m.fs().Mount(ctx, e.Dev(), src, "", "discard") })
+		u.Push("unmount "+e.Path, func(ctx context.Context) error { return m.FS().Mount(ctx, e.Dev(), src, "", "discard") })
 	}
 	if !active {
-		if err := m.lvm().Activate(ctx, t.VG, e.LV); err != nil {
+		if err := m.LVM().Activate(ctx, t.VG, e.LV); err != nil {
 			return err
 		}
-		u.Push("activate "+e.LV, func(ctx context.Context) error { return m.lvm().Deactivate(ctx, t.VG, e.LV) })
+		u.Push("activate "+e.LV, func(ctx context.Context) error { return m.LVM().Deactivate(ctx, t.VG, e.LV) })
 	}
-	dst := m.path(newDir)
-	if err := m.mkdir(dst); err != nil {
+	dst := m.Path(newDir)
+	if err := m.Mkdir(dst); err != nil {
 		return err
 	}
 	u.Push("create "+newDir, func(context.Context) error { return m.removeAll(dst) })
@@ -129,7 +129,7 @@ func (m *Manager) remove(ctx context.Context, u *undo.Stack, t *layout.Tree, e E
 	if err != nil {
 		return err
 	}
-	if !m.dry() {
+	if !m.Dry() {
 		// The volume's own lost+found does not belong in the root; a
 		// non-empty one stays (os.Remove refuses it).
 		os.Remove(filepath.Join(dst, "lost+found"))
@@ -137,10 +137,10 @@ func (m *Manager) remove(ctx context.Context, u *undo.Stack, t *layout.Tree, e E
 	if err := m.editFstabs(ctx, u, t, func(b []byte) []byte { return RemoveFromFstab(b, e) }, "remove the line of "+e.Dev()); err != nil {
 		return err
 	}
-	if err := m.rename(src, m.path(oldDir)); err != nil {
+	if err := m.rename(src, m.Path(oldDir)); err != nil {
 		return err
 	}
-	u.Push("move "+e.Path+" aside", func(context.Context) error { return m.rename(m.path(oldDir), src) })
+	u.Push("move "+e.Path+" aside", func(context.Context) error { return m.rename(m.Path(oldDir), src) })
 	if err := m.rename(dst, src); err != nil {
 		return err
 	}
@@ -149,7 +149,7 @@ func (m *Manager) remove(ctx context.Context, u *undo.Stack, t *layout.Tree, e E
 }
 
 func (m *Manager) rename(from, to string) error {
-	if m.dry() {
+	if m.Dry() {
 		fmt.Fprintf(m.Out, "# rename %s %s\n", from, to)
 		return nil
 	}
@@ -161,7 +161,7 @@ func (m *Manager) rename(from, to string) error {
 
 // removeAll deletes a directory only the manager made (an unfinished copy).
 func (m *Manager) removeAll(p string) error {
-	if m.dry() {
+	if m.Dry() {
 		return nil
 	}
 	return os.RemoveAll(p)

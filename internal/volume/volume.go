@@ -20,20 +20,16 @@ package volume
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"sort"
 
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 
-	"github.com/imgbase/imgbase/internal/atomicfile"
 	"github.com/imgbase/imgbase/internal/command"
-	"github.com/imgbase/imgbase/internal/filesystem"
 	"github.com/imgbase/imgbase/internal/layout"
 	"github.com/imgbase/imgbase/internal/lvm"
+	"github.com/imgbase/imgbase/internal/system"
 )
 
 // ErrRefused is a request the manager will not carry out; nothing ran.
@@ -47,21 +43,7 @@ func refuse(format string, args ...any) error {
 
 // Manager creates, removes and lists volumes on one host.
 type Manager struct {
-	Run command.Runner
-	Log *slog.Logger
-	// Out receives what a dry run would write to files.
-	Out io.Writer
-	// Root is the running system's root directory ("/" except in tests).
-	Root string
-	// MountDir is where volumes and other layers are mounted while the
-	// manager works on them.
-	MountDir string
-	// RootDevice returns the kernel device number of the running /, to
-	// tell the running layer (whose fstab is Root/etc/fstab) from the others.
-	RootDevice func() (major, minor int, err error)
-	// RootFSType returns the running root's filesystem type; a volume is
-	// XFS when it is "xfs", else ext4.
-	RootFSType func() string
+	system.System
 	// Usage reports the filesystem holding a path; nil uses statfs(2).
 	Usage func(path string) (Usage, error)
 }
@@ -88,31 +70,6 @@ type Volume struct {
 	FSUsed uint64 `json:"fs_used,omitempty"`
 }
 
-func (m *Manager) lvm() lvm.Client      { return lvm.Client{Run: m.Run} }
-func (m *Manager) fs() filesystem.Tools { return filesystem.Tools{Run: m.Run} }
-func (m *Manager) dry() bool            { return command.IsDry(m.Run) }
-func (m *Manager) path(p string) string { return filepath.Join(m.Root, p) }
-
-// managed reads the layout with one lvs call and fails when the host is
-// not initialised.
-func (m *Manager) managed(ctx context.Context) (*layout.Tree, error) {
-	lvs, err := m.lvm().Report(ctx)
-	if err != nil {
-		return nil, err
-	}
-	t, err := layout.Build(lvs)
-	if err != nil {
-		return nil, err
-	}
-	if !t.Initialized() {
-		return nil, layout.ErrNotInitialized
-	}
-	if t.Pool == nil {
-		return nil, fmt.Errorf("cannot find the thin pool of %s: tag it with 'lvchange --addtag %s %s/POOL'", t.VG, lvm.TagPool, t.VG)
-	}
-	return t, nil
-}
-
 // volumeLV returns the volume LV called name, or nil.
 func volumeLV(t *layout.Tree, name string) *lvm.LV {
 	for _, lv := range t.Volumes {
@@ -125,11 +82,11 @@ func volumeLV(t *layout.Tree, name string) *lvm.LV {
 
 // List reports every volume, sorted by path, with one lvs call.
 func (m *Manager) List(ctx context.Context) ([]Volume, error) {
-	t, err := m.managed(ctx)
+	t, err := m.Managed(ctx)
 	if err != nil {
 		return nil, err
 	}
-	mounts, err := m.mounts()
+	mounts, err := m.Mounts()
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +95,7 @@ func (m *Manager) List(ctx context.Context) ([]Volume, error) {
 		v := Volume{Path: PathOf(lv.Name), LV: lv.Name, Dev: "/dev/" + t.VG + "/" + lv.Name, Size: lv.Size, PoolUsed: lv.DataUsed()}
 		if mp := mountPointOf(mounts, lv, v.Path); mp != "" {
 			v.Mounted, v.MountPoint = true, mp
-			if u, err := m.usage(m.path(mp)); err == nil {
+			if u, err := m.usage(m.Path(mp)); err == nil {
 				v.FSSize, v.FSUsed = u.Size, u.Used
 			}
 		}
@@ -146,20 +103,6 @@ func (m *Manager) List(ctx context.Context) ([]Volume, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil
-}
-
-// mounts reads the running system's mount table.
-func (m *Manager) mounts() ([]*mountinfo.Info, error) {
-	f, err := os.Open(m.path("proc/self/mountinfo"))
-	if err != nil {
-		return nil, fmt.Errorf("cannot read the mount table: %w", err)
-	}
-	defer f.Close()
-	infos, err := mountinfo.GetMountsFromReader(f, nil)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read the mount table: %w", err)
-	}
-	return infos, nil
 }
 
 // mountPointOf returns where lv's filesystem is mounted, preferring want,
@@ -225,44 +168,10 @@ func (m *Manager) fsType() string {
 	return "ext4"
 }
 
-// currentLayer returns the running layer, or nil when / is no layer.
-func (m *Manager) currentLayer(t *layout.Tree) *layout.Layer {
-	if m.RootDevice == nil {
-		return nil
-	}
-	major, minor, err := m.RootDevice()
-	if err != nil {
-		m.Log.Debug("cannot tell the root device", "err", err)
-		return nil
-	}
-	return t.Current(major, minor)
-}
-
-// writeFile writes a file atomically, or says what it would write in a
-// dry run.
-func (m *Manager) writeFile(path string, data []byte, perm os.FileMode, what string) error {
-	if m.dry() {
-		fmt.Fprintf(m.Out, "# write %s: %s\n", path, what)
-		return nil
-	}
-	return atomicfile.Write(path, data, perm)
-}
-
-// mkdir makes a directory the manager mounts on.
-func (m *Manager) mkdir(p string) error {
-	if m.dry() {
-		return nil
-	}
-	if err := os.MkdirAll(p, 0o700); err != nil {
-		return fmt.Errorf("cannot create %s: %w", p, err)
-	}
-	return nil
-}
-
 // reloadSystemd tells systemd the fstab changed, so that its mount units
 // match; hosts without systemd have nothing to tell.
 func (m *Manager) reloadSystemd(ctx context.Context) {
-	if _, err := os.Stat(m.path("run/systemd/system")); err != nil {
+	if _, err := os.Stat(m.Path("run/systemd/system")); err != nil {
 		return
 	}
 	if _, err := m.Run.Run(ctx, command.Change("systemctl", "daemon-reload")); err != nil {

@@ -1,0 +1,138 @@
+// Package system is the machine imgbase works on, as every verb reaches
+// it: commands through a Runner (a dry one prints what would change
+// instead of changing it), files under a root directory ("/" on a host, a
+// temporary tree in tests), and the device number of the running root,
+// which tells the running layer from the others.
+package system
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/moby/sys/mountinfo"
+
+	"github.com/imgbase/imgbase/internal/atomicfile"
+	"github.com/imgbase/imgbase/internal/command"
+	"github.com/imgbase/imgbase/internal/filesystem"
+	"github.com/imgbase/imgbase/internal/layout"
+	"github.com/imgbase/imgbase/internal/lvm"
+)
+
+// System is shared by the verbs' packages (host, volume), which embed it.
+type System struct {
+	Run command.Runner
+	Log *slog.Logger
+	// Out receives what a dry run would write to files.
+	Out io.Writer
+	// Root is the running system's root directory ("/" except in tests).
+	Root string
+	// MountDir is where LVs are mounted while imgbase works on them.
+	MountDir string
+	// RootDevice returns the kernel device number of the running /.
+	RootDevice func() (major, minor int, err error)
+	// RootFSType returns the filesystem type of the running / (for what
+	// cannot be probed: an LV a dry run does not create, a new volume).
+	RootFSType func() string
+}
+
+func (s *System) LVM() lvm.Client             { return lvm.Client{Run: s.Run} }
+func (s *System) FS() filesystem.Tools        { return filesystem.Tools{Run: s.Run} }
+func (s *System) Dry() bool                   { return command.IsDry(s.Run) }
+func (s *System) Path(p string) string        { return filepath.Join(s.Root, p) }
+func (s *System) MountPoint(lv string) string { return filepath.Join(s.MountDir, lv) }
+
+// Layout reads the whole layout with one lvs call.
+func (s *System) Layout(ctx context.Context) (*layout.Tree, error) {
+	lvs, err := s.LVM().Report(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return layout.Build(lvs)
+}
+
+// Managed reads the layout and fails when the host is not initialised.
+func (s *System) Managed(ctx context.Context) (*layout.Tree, error) {
+	t, err := s.Layout(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !t.Initialized() {
+		return nil, layout.ErrNotInitialized
+	}
+	if t.Pool == nil {
+		return nil, fmt.Errorf("cannot find the thin pool of %s: tag it with 'lvchange --addtag %s %s/POOL'", t.VG, lvm.TagPool, t.VG)
+	}
+	return t, nil
+}
+
+// CurrentLayer returns the running layer in t, or nil when / is no layer
+// (or its device cannot be told).
+func (s *System) CurrentLayer(t *layout.Tree) *layout.Layer {
+	if s.RootDevice == nil {
+		return nil
+	}
+	major, minor, err := s.RootDevice()
+	if err != nil {
+		s.Log.Debug("cannot tell the root device", "err", err)
+		return nil
+	}
+	return t.Current(major, minor)
+}
+
+// WriteFile writes a file atomically, or says what it would write (and,
+// when what is given, why) in a dry run.
+func (s *System) WriteFile(path string, data []byte, perm os.FileMode, what string) error {
+	if s.Dry() {
+		if what != "" {
+			fmt.Fprintf(s.Out, "# write %s: %s\n", path, what)
+		} else {
+			fmt.Fprintf(s.Out, "# write %s\n", path)
+		}
+		return nil
+	}
+	return atomicfile.Write(path, data, perm)
+}
+
+// Mkdir makes a directory (and its parents) to mount on; a dry run makes
+// none.
+func (s *System) Mkdir(path string) error {
+	if s.Dry() {
+		return nil
+	}
+	if err := os.MkdirAll(path, 0o700); err != nil {
+		return fmt.Errorf("cannot create %s: %w", path, err)
+	}
+	return nil
+}
+
+// Mounts reads the mount table of the root's /proc.
+func (s *System) Mounts() ([]*mountinfo.Info, error) {
+	f, err := os.Open(s.Path("proc/self/mountinfo"))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the mount table: %w", err)
+	}
+	defer f.Close()
+	infos, err := mountinfo.GetMountsFromReader(f, nil)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the mount table: %w", err)
+	}
+	return infos, nil
+}
+
+// MountedAt reports whether something is mounted on dir.
+func (s *System) MountedAt(dir string) bool {
+	infos, err := s.Mounts()
+	if err != nil {
+		return false
+	}
+	for _, m := range infos {
+		if m.Mountpoint == dir {
+			return true
+		}
+	}
+	return false
+}
