@@ -281,11 +281,16 @@ func (h *Host) preflight(t *layout.Tree, im *image.Image, req UpdateRequest) err
 		DataPercent: t.Pool.DataPercent, MetadataPercent: t.Pool.MetaPercent, Chunk: chunk,
 	}
 	plan := preflight.Plan{FSSize: im.Size, LVSize: lvSize, ImageData: imageData(im), LayerData: 64 << 20, NewLVs: 2}
+	// What the admin could remove, oldest first: never the running base.
 	var removable []preflight.Removable
+	cur := h.CurrentLayer(t)
 	for _, b := range t.Bases {
-		removable = append(removable, preflight.Removable{Name: b.Name(), PoolBytes: int64(b.LV.DataUsed())})
+		if cur != nil && cur.Base == b {
+			continue
+		}
+		removable = append(removable, preflight.Removable{Name: b.Name(), PoolBytes: int64(b.LV.DataUsed()), BootBytes: h.bootBytes(b)})
 	}
-	err := preflight.Check(pool, preflight.Boot{Free: 1 << 62}, plan, removable)
+	err := preflight.Check(pool, h.bootSpace(t), plan, removable)
 	if errors.Is(err, preflight.ErrNoSpace) || errors.Is(err, preflight.ErrImageTooLarge) {
 		return refuse("%v", err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/imgbase/imgbase/internal/command"
 	"github.com/imgbase/imgbase/internal/command/commandtest"
+	"github.com/imgbase/imgbase/internal/system"
 )
 
 // makeExt4 makes a raw ext4 image of size MiB in a temp dir.
@@ -64,12 +65,26 @@ func TestUpdateRefusalsCreateNothing(t *testing.T) {
 		{"bad checksum", "running", 5, UpdateRequest{ImageRequest: ImageRequest{Image: img, NVR: "Base-3-0"}}, "checksum"},
 		{"pool full", "full", 5, UpdateRequest{ImageRequest: ImageRequest{Image: img, NVR: "Base-3-0"}}, "not enough space"},
 		{"name taken", "running", 5, UpdateRequest{ImageRequest: ImageRequest{Image: img, NVR: "Base-2-0"}}, "exists"},
+		// The running layer's kernel files take 30 MiB of /boot; 20 are
+		// free; Base-2-0's layer has 25 MiB of its own.
+		{"boot full", "running", 5, UpdateRequest{ImageRequest: ImageRequest{Image: img, NVR: "Base-3-0"}}, "/boot: need 30.0 MiB, free 20.0 MiB, remove Base-2-0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, tc.report, 254, tc.minor)
 			f.h.Run = passReads{f.rec}
 			if tc.name == "bad checksum" {
 				tc.req.Verify.SHA256 = strings.Repeat("0", 64)
+			}
+			if tc.name == "boot full" {
+				sized(t, filepath.Join(f.h.Root, "boot/Base-1-0+1/vmlinuz-6.1"), 10<<20)
+				sized(t, filepath.Join(f.h.Root, "boot/Base-1-0+1/initrd.img-6.1"), 20<<20)
+				sized(t, filepath.Join(f.h.Root, "boot/Base-2-0+1/vmlinuz-6.0"), 25<<20)
+				f.h.Usage = func(p string) (system.Usage, error) {
+					if p != filepath.Join(f.h.Root, "boot") {
+						t.Errorf("measured %s, want /boot", p)
+					}
+					return system.Usage{Size: 200 << 20, Free: 20 << 20}, nil
+				}
 			}
 			tc.req.Verify.KeysDir = t.TempDir()
 			_, err := f.h.Update(context.Background(), tc.req)
@@ -115,5 +130,19 @@ func TestCorruptImageLeavesNothing(t *testing.T) {
 		if created != removed {
 			t.Errorf("update=%v: created %d, removed %d: %v", update, created, removed, m)
 		}
+	}
+}
+
+// sized makes a sparse file of size bytes at p.
+func sized(t *testing.T, p string, size int64) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(p, size); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 
 	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
 
 	"github.com/imgbase/imgbase/internal/atomicfile"
 	"github.com/imgbase/imgbase/internal/command"
@@ -37,6 +38,26 @@ type System struct {
 	// RootFSType returns the filesystem type of the running / (for what
 	// cannot be probed: an LV a dry run does not create, a new volume).
 	RootFSType func() string
+	// Usage reports the filesystem holding a path; nil uses statfs(2).
+	Usage func(path string) (Usage, error)
+}
+
+// Usage is the space of one filesystem, in bytes.
+type Usage struct {
+	Size, Used, Free uint64
+}
+
+// FSUsage reports the space of the filesystem holding p.
+func (s *System) FSUsage(p string) (Usage, error) {
+	if s.Usage != nil {
+		return s.Usage(p)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(p, &st); err != nil {
+		return Usage{}, fmt.Errorf("cannot read the free space of %s: %w", p, err)
+	}
+	bs := uint64(st.Bsize)
+	return Usage{Size: st.Blocks * bs, Used: (st.Blocks - st.Bfree) * bs, Free: st.Bavail * bs}, nil
 }
 
 func (s *System) LVM() lvm.Client             { return lvm.Client{Run: s.Run} }

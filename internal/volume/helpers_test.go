@@ -67,7 +67,7 @@ type fixture struct {
 	out    *bytes.Buffer
 	root   string
 	mnt    string
-	usage  map[string]Usage
+	usage  map[string]system.Usage
 	mounts []string
 }
 
@@ -79,21 +79,20 @@ func newFixture(t *testing.T, rows ...row) *fixture {
 	rec.On("lvs ", report(rows...), nil)
 	rec.On("blkid -p -o value -s TYPE", "ext4\n", nil)
 	root := t.TempDir()
-	f := &fixture{rec: rec, out: &bytes.Buffer{}, root: root, mnt: filepath.Join(t.TempDir(), "mnt"), usage: map[string]Usage{}}
+	f := &fixture{rec: rec, out: &bytes.Buffer{}, root: root, mnt: filepath.Join(t.TempDir(), "mnt"), usage: map[string]system.Usage{}}
 	f.m = &Manager{
 		System: system.System{
 			Run: rec, Log: slog.New(slog.DiscardHandler), Out: f.out, Root: root, MountDir: f.mnt,
 			RootDevice: func() (int, int, error) { return 254, 5, nil },
 			RootFSType: func() string { return "ext4" },
-		},
-		Usage: func(p string) (Usage, error) {
-			rel := "/" + strings.TrimPrefix(strings.TrimPrefix(p, root), "/")
-			if u, ok := f.usage[rel]; ok {
-				return u, nil
-			}
-			return Usage{Size: 100 << 30, Used: 1 << 30, Free: 99 << 30}, nil
-		},
-	}
+			Usage: func(p string) (system.Usage, error) {
+				rel := "/" + strings.TrimPrefix(strings.TrimPrefix(p, root), "/")
+				if u, ok := f.usage[rel]; ok {
+					return u, nil
+				}
+				return system.Usage{Size: 100 << 30, Used: 1 << 30, Free: 99 << 30}, nil
+			},
+		}}
 	f.mount("/", "254:5", "ext4", "/dev/mapper/HostVG-Base--1--0+1")
 	return f
 }

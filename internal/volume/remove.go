@@ -73,13 +73,13 @@ func (m *Manager) Remove(ctx context.Context, path string) (*RemoveResult, error
 	}
 	used := lv.DataUsed()
 	if mp == path {
-		u, err := m.usage(m.Path(path))
+		u, err := m.FSUsage(m.Path(path))
 		if err != nil {
 			return nil, err
 		}
 		used = u.Used
 	}
-	room, err := m.usage(m.Path(parent))
+	room, err := m.FSUsage(m.Path(parent))
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/imgbase/imgbase/internal/command"
 	"github.com/imgbase/imgbase/internal/lvm"
+	"github.com/imgbase/imgbase/internal/system"
 )
 
 var varLogRow = row{name: "var_log", attr: "Vwi-aotz--", tags: lvm.TagVolume, size: 8 << 30, major: 254, minor: 11, data: "1.00"}
@@ -111,8 +112,8 @@ func TestRemoveRefusalsRunNothing(t *testing.T) {
 			f.write(t, "var/log.imgbase-old/x", "")
 		}},
 		{name: "no room", path: "/var/log", msg: "free 1024 bytes there first", setup: func(t *testing.T, f *fixture) {
-			f.usage["/var/log"] = Usage{Size: 8 << 30, Used: 5 << 30}
-			f.usage["/var"] = Usage{Size: 6 << 30, Used: 1 << 30, Free: 5<<30 - 1024}
+			f.usage["/var/log"] = system.Usage{Size: 8 << 30, Used: 5 << 30}
+			f.usage["/var"] = system.Usage{Size: 6 << 30, Used: 1 << 30, Free: 5<<30 - 1024}
 		}},
 	}
 	for _, tc := range cases {
@@ -256,7 +257,7 @@ func TestList(t *testing.T) {
 	f := newFixture(t, append(append([]row{}, baseRows...), varLogRow,
 		row{name: "home", attr: "Vwi---tz--", tags: lvm.TagVolume, size: 1 << 30, major: -1, minor: -1})...)
 	f.mount("/var/log", "254:11", "ext4", "/dev/mapper/HostVG-var_log")
-	f.usage["/var/log"] = Usage{Size: 8 << 30, Used: 100 << 20, Free: 7 << 30}
+	f.usage["/var/log"] = system.Usage{Size: 8 << 30, Used: 100 << 20, Free: 7 << 30}
 	vols, err := f.m.List(context.Background())
 	if err != nil {
 		t.Fatal(err)

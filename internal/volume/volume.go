@@ -24,7 +24,6 @@ import (
 	"sort"
 
 	"github.com/moby/sys/mountinfo"
-	"golang.org/x/sys/unix"
 
 	"github.com/imgbase/imgbase/internal/command"
 	"github.com/imgbase/imgbase/internal/layout"
@@ -44,13 +43,6 @@ func refuse(format string, args ...any) error {
 // Manager creates, removes and lists volumes on one host.
 type Manager struct {
 	system.System
-	// Usage reports the filesystem holding a path; nil uses statfs(2).
-	Usage func(path string) (Usage, error)
-}
-
-// Usage is the space of one filesystem, in bytes.
-type Usage struct {
-	Size, Used, Free uint64
 }
 
 // Volume is one volume as List reports it.
@@ -95,7 +87,7 @@ func (m *Manager) List(ctx context.Context) ([]Volume, error) {
 		v := Volume{Path: PathOf(lv.Name), LV: lv.Name, Dev: "/dev/" + t.VG + "/" + lv.Name, Size: lv.Size, PoolUsed: lv.DataUsed()}
 		if mp := mountPointOf(mounts, lv, v.Path); mp != "" {
 			v.Mounted, v.MountPoint = true, mp
-			if u, err := m.usage(m.Path(mp)); err == nil {
+			if u, err := m.FSUsage(m.Path(mp)); err == nil {
 				v.FSSize, v.FSUsed = u.Size, u.Used
 			}
 		}
@@ -146,18 +138,6 @@ func mountsBelow(mounts []*mountinfo.Info, path string) []string {
 		}
 	}
 	return out
-}
-
-func (m *Manager) usage(p string) (Usage, error) {
-	if m.Usage != nil {
-		return m.Usage(p)
-	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(p, &st); err != nil {
-		return Usage{}, fmt.Errorf("cannot read the free space of %s: %w", p, err)
-	}
-	bs := uint64(st.Bsize)
-	return Usage{Size: st.Blocks * bs, Used: (st.Blocks - st.Bfree) * bs, Free: st.Bavail * bs}, nil
 }
 
 // fsType is the filesystem new volumes get.
