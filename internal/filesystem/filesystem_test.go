@@ -13,7 +13,6 @@ func TestSetRoot(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"# static\n/dev/mapper/HostVG-root /               ext4    errors=remount-ro 0       1\nUUID=1 /boot ext4 defaults 0 2\n",
 			"# static\n/dev/HostVG/L / ext4 errors=remount-ro,discard 0 1\nUUID=1 /boot ext4 defaults 0 2\n"},
-		{"UUID=x / xfs defaults,discard 0 0\n", "/dev/HostVG/L / xfs defaults,discard 0 0\n"},
 		{"/dev/a /\n", "/dev/HostVG/L / ext4 defaults,discard 0 1\n"},
 		{"", "/dev/HostVG/L / ext4 defaults,discard 0 1\n"},
 		{"UUID=1 /boot ext4 defaults 0 2", "UUID=1 /boot ext4 defaults 0 2\n/dev/HostVG/L / ext4 defaults,discard 0 1\n"},
@@ -26,6 +25,20 @@ func TestSetRoot(t *testing.T) {
 		}
 		if Root([]byte(got)) != "/dev/HostVG/L" {
 			t.Errorf("Root of %q", got)
+		}
+	}
+}
+
+// An fstab written for another filesystem than the layer's gets the
+// layer's type, and loses the old type's options.
+func TestSetRootOtherType(t *testing.T) {
+	for _, tc := range []struct{ in, fstype, want string }{
+		{"UUID=1 / ext4 errors=remount-ro 0 1\n", "xfs", "/dev/HostVG/L / xfs defaults,discard 0 0\n"},
+		{"/dev/x / xfs defaults,noatime 0 0\n", "ext4", "/dev/HostVG/L / ext4 defaults,discard 0 1\n"},
+		{"/dev/x / xfs noatime 0 0\n", "xfs", "/dev/HostVG/L / xfs noatime,discard 0 0\n"},
+	} {
+		if got := string(SetRoot([]byte(tc.in), "/dev/HostVG/L", tc.fstype)); got != tc.want {
+			t.Errorf("SetRoot(%q, %s) = %q, want %q", tc.in, tc.fstype, got, tc.want)
 		}
 	}
 }

@@ -4,9 +4,9 @@ import (
 	"strings"
 )
 
-// SetRoot rewrites an fstab so that dev is mounted on / with the discard
-// option (freed blocks go back to the thin pool). Other lines, comments and
-// spacing are kept; a missing / line is appended.
+// SetRoot rewrites an fstab so that dev is mounted on / as fstype with the
+// discard option (freed blocks go back to the thin pool). Other lines,
+// comments and spacing are kept; a missing / line is appended.
 func SetRoot(fstab []byte, dev, fstype string) []byte {
 	lines := strings.SplitAfter(string(fstab), "\n")
 	found := false
@@ -25,6 +25,13 @@ func SetRoot(fstab []byte, dev, fstype string) []byte {
 			f = append(f, map[int]string{2: fstype, 3: "defaults", 4: "0", 5: "1"}[len(f)])
 		}
 		f[0] = dev
+		if fstype != "" && f[2] != fstype {
+			// The layer's filesystem is another than the one this fstab
+			// was written for (an XFS image on an ext4 host): the old
+			// type's options (errors=remount-ro) would fail the mount.
+			f[2], f[3] = fstype, "defaults"
+			f[5] = map[bool]string{true: "0", false: "1"}[fstype == "xfs"]
+		}
 		f[3] = withOption(f[3], "discard")
 		nl := ""
 		if strings.HasSuffix(line, "\n") {
