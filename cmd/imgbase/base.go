@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imgbase/imgbase/internal/host"
-	"github.com/imgbase/imgbase/internal/layout"
 	"github.com/imgbase/imgbase/internal/size"
 )
 
@@ -87,12 +86,9 @@ func (a *app) baseCommand() *cobra.Command {
 				}
 				return nil
 			}
-			t, err := s.host.Layout(ctx)
+			t, err := s.host.Initialized(ctx)
 			if err != nil {
 				return err
-			}
-			if !t.Initialized() {
-				return layout.ErrNotInitialized
 			}
 			if latest {
 				b := t.LatestBase()

@@ -5,8 +5,6 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-
-	"github.com/imgbase/imgbase/internal/layout"
 )
 
 // errf is a plain failure (exit 1) with a one-line message.
@@ -67,12 +65,9 @@ func (a *app) layerCommand() *cobra.Command {
 				}
 				return nil
 			}
-			t, err := s.host.Layout(ctx)
+			t, err := s.host.Initialized(ctx)
 			if err != nil {
 				return err
-			}
-			if !t.Initialized() {
-				return layout.ErrNotInitialized
 			}
 			switch {
 			case latest:

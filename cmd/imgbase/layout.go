@@ -58,12 +58,9 @@ func (a *app) layoutCommand() *cobra.Command {
 				}
 				return nil
 			}
-			t, err := s.host.Layout(cmd.Context())
+			t, err := s.host.Initialized(cmd.Context())
 			if err != nil {
 				return err
-			}
-			if !t.Initialized() {
-				return layout.ErrNotInitialized
 			}
 			current := ""
 			if l := s.host.CurrentLayer(t); l != nil {

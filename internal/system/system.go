@@ -75,14 +75,25 @@ func (s *System) Layout(ctx context.Context) (*layout.Tree, error) {
 	return layout.Build(lvs)
 }
 
-// Managed reads the layout and fails when the host is not initialised.
-func (s *System) Managed(ctx context.Context) (*layout.Tree, error) {
+// Initialized reads the layout and fails with layout.ErrNotInitialized
+// when imgbase does not manage this host yet.
+func (s *System) Initialized(ctx context.Context) (*layout.Tree, error) {
 	t, err := s.Layout(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if !t.Initialized() {
 		return nil, layout.ErrNotInitialized
+	}
+	return t, nil
+}
+
+// Managed is Initialized, and fails too when the thin pool is unknown:
+// what the verbs that create LVs need.
+func (s *System) Managed(ctx context.Context) (*layout.Tree, error) {
+	t, err := s.Initialized(ctx)
+	if err != nil {
+		return nil, err
 	}
 	if t.Pool == nil {
 		return nil, fmt.Errorf("cannot find the thin pool of %s: tag it with 'lvchange --addtag %s %s/POOL'", t.VG, lvm.TagPool, t.VG)
