@@ -31,17 +31,9 @@ type FreeResult struct {
 // can see. The filesystem below is bind-mounted (without its submounts)
 // under MountDir to reach the directory.
 func (m *Manager) FreeHidden(ctx context.Context, path string) (*FreeResult, error) {
-	name, err := LVName(path)
+	_, lv, err := m.existing(ctx, path, "free what the volume for %s hides")
 	if err != nil {
 		return nil, err
-	}
-	t, err := m.Managed(ctx)
-	if err != nil {
-		return nil, err
-	}
-	lv := volumeLV(t, name)
-	if lv == nil {
-		return nil, refuse("cannot free what the volume for %s hides: there is no such volume; see 'imgbase volume --list'", path)
 	}
 	mounts, err := m.Mounts()
 	if err != nil {
@@ -55,7 +47,7 @@ func (m *Manager) FreeHidden(ctx context.Context, path string) (*FreeResult, err
 		return nil, fmt.Errorf("cannot find the filesystem that holds %s in the mount table", filepath.Dir(path))
 	}
 	rel := strings.TrimPrefix(strings.TrimPrefix(path, below.Mountpoint), "/")
-	bind := filepath.Join(m.MountDir, name+".below")
+	bind := filepath.Join(m.MountDir, lv.Name+".below")
 	if err := m.Mkdir(bind); err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/imgbase/imgbase/internal/layout"
+	"github.com/imgbase/imgbase/internal/lvm"
 	"github.com/imgbase/imgbase/internal/undo"
 )
 
@@ -29,17 +30,9 @@ type RemoveResult struct {
 // <path>.imgbase-old), then remove the LV. Only the running layer gets
 // the contents back; other layers see their own old directory again.
 func (m *Manager) Remove(ctx context.Context, path string) (*RemoveResult, error) {
-	name, err := LVName(path)
+	t, lv, err := m.existing(ctx, path, "remove the volume for %s")
 	if err != nil {
 		return nil, err
-	}
-	t, err := m.Managed(ctx)
-	if err != nil {
-		return nil, err
-	}
-	lv := volumeLV(t, name)
-	if lv == nil {
-		return nil, refuse("cannot remove the volume for %s: there is none (no LV %s/%s tagged imgbased:volume); see 'imgbase volume --list'", path, t.VG, name)
 	}
 	for _, v := range t.Volumes {
 		if p := PathOf(v.Name); under(p, path) {
@@ -88,19 +81,19 @@ func (m *Manager) Remove(ctx context.Context, path string) (*RemoveResult, error
 			path, used, room.Free, parent, used-room.Free)
 	}
 
-	e := Entry{VG: t.VG, LV: name, Path: path}
-	m.Log.Info("removing volume", "path", path, "lv", name)
+	e := Entry{VG: t.VG, LV: lv.Name, Path: path}
+	m.Log.Info("removing volume", "path", path, "lv", lv.Name)
 	u := &undo.Stack{Log: m.Log}
 	if err := m.remove(ctx, u, t, e, lv.Active(), mp == path, newDir, oldDir); err != nil {
 		return nil, u.Rollback(ctx, err)
 	}
 	// The contents are safe in the root now: a failing lvremove leaves an
 	// unused LV, not a broken host, so it is reported and not undone.
-	if err := m.LVM().Remove(ctx, t.VG, name); err != nil {
-		return nil, fmt.Errorf("the contents of %s are back on the root and no fstab mounts the volume, but %w; remove it by hand with 'lvremove %s/%s'", path, err, t.VG, name)
+	if err := m.LVM().Remove(ctx, t.VG, lv.Name); err != nil {
+		return nil, fmt.Errorf("the contents of %s are back on the root and no fstab mounts the volume, but %w; remove it by hand with 'lvremove %s/%s'", path, err, t.VG, lv.Name)
 	}
 	m.reloadSystemd(ctx)
-	return &RemoveResult{Path: path, LV: name, Old: oldDir}, nil
+	return &RemoveResult{Path: path, LV: lv.Name, Old: oldDir}, nil
 }
 
 func (m *Manager) remove(ctx context.Context, u *undo.Stack, t *layout.Tree, e Entry, active, mounted bool, newDir, oldDir string) error {
@@ -165,4 +158,22 @@ func (m *Manager) removeAll(p string) error {
 		return nil
 	}
 	return os.RemoveAll(p)
+}
+
+// existing reads the layout and finds the volume for path, refusing with
+// "cannot <what>" when there is none.
+func (m *Manager) existing(ctx context.Context, path, what string) (*layout.Tree, *lvm.LV, error) {
+	name, err := LVName(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := m.Managed(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	lv := volumeLV(t, name)
+	if lv == nil {
+		return nil, nil, refuse("cannot "+what+": there is none (no LV %s/%s tagged imgbased:volume); see 'imgbase volume --list'", path, t.VG, name)
+	}
+	return t, lv, nil
 }
