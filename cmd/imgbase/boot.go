@@ -142,12 +142,7 @@ func (a *app) rollbackCommand() *cobra.Command {
 		Short:   "Make the previous (or the named) layer the default",
 		Example: "  imgbase rollback\n  imgbase rollback --to Base-1-0+1",
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open(cmd.Context(), true)
-			if err != nil {
-				return err
-			}
-			defer s.close()
+		RunE: a.withSession(true, func(cmd *cobra.Command, s *session) error {
 			if to != "" {
 				if err := a.requireLayer(s, to); err != nil {
 					return err
@@ -162,7 +157,7 @@ func (a *app) rollbackCommand() *cobra.Command {
 			}
 			a.printf("The next boot boots %s\n", layer)
 			return nil
-		},
+		}),
 	}
 	c.Flags().StringVar(&to, "to", "", "the `LAYER` to boot by default (default: the one before the current default)")
 	return c
@@ -173,12 +168,7 @@ func (a *app) checkCommand() *cobra.Command {
 		Use:   "check",
 		Short: "Report boot problems: layers without entries, entries without layers, missing kernels",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer s.close()
+		RunE: a.withSession(false, func(cmd *cobra.Command, s *session) error {
 			t, err := s.host.Layout(cmd.Context())
 			if err != nil {
 				return err
@@ -194,7 +184,7 @@ func (a *app) checkCommand() *cobra.Command {
 				return errf("%d boot problem(s) found; run 'imgbase recover' to repair them", len(ps))
 			}
 			return nil
-		},
+		}),
 	}
 }
 
@@ -216,12 +206,7 @@ func (a *app) recoverCommand() *cobra.Command {
 		Use:   "recover",
 		Short: "Repair what check reports and finish or undo an interrupted update",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open(cmd.Context(), true)
-			if err != nil {
-				return err
-			}
-			defer s.close()
+		RunE: a.withSession(true, func(cmd *cobra.Command, s *session) error {
 			out, err := s.host.Recover(cmd.Context())
 			if err != nil {
 				return err
@@ -244,6 +229,6 @@ func (a *app) recoverCommand() *cobra.Command {
 				return errf("%d boot problem(s) remain; see above", len(ps))
 			}
 			return nil
-		},
+		}),
 	}
 }

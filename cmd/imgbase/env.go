@@ -15,6 +15,7 @@ import (
 	"github.com/imgbase/imgbase/internal/hooks"
 	"github.com/imgbase/imgbase/internal/host"
 	"github.com/imgbase/imgbase/internal/system"
+	"github.com/spf13/cobra"
 )
 
 // environment is what a command reaches of the machine; tests replace it.
@@ -119,3 +120,16 @@ func (a *app) printf(format string, args ...any) {
 
 // layerLess orders layers by base NVR (rpmvercmp), then layer number.
 func layerLess(a, b string) bool { return boot.LayerLess(a, b) }
+
+// withSession is a RunE that opens a session (taking the lock when
+// mutating) around fn.
+func (a *app) withSession(mutating bool, fn func(*cobra.Command, *session) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		s, err := a.open(cmd.Context(), mutating)
+		if err != nil {
+			return err
+		}
+		defer s.close()
+		return fn(cmd, s)
+	}
+}
