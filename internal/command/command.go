@@ -59,6 +59,11 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	if len(e.Argv) > 0 && errors.Is(e.Err, exec.ErrNotFound) {
+		// The whole command line says nothing useful when the tool
+		// itself is missing; the package to install does.
+		return fmt.Sprintf("cannot run %s: it is not installed (install %s)", e.Argv[0], packageOf(e.Argv[0]))
+	}
 	msg := strings.TrimSpace(lastLine(e.Stderr))
 	if msg == "" && e.Err != nil {
 		msg = e.Err.Error()
@@ -70,6 +75,26 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// packageOf names the package that usually provides tool, for the hint
+// given when it is missing.
+func packageOf(tool string) string {
+	switch {
+	case strings.HasPrefix(tool, "lv"), strings.HasPrefix(tool, "vg"), strings.HasPrefix(tool, "pv"):
+		return "lvm2"
+	case strings.HasPrefix(tool, "xfs_"), tool == "mkfs.xfs":
+		return "xfsprogs"
+	case tool == "e2fsck", tool == "tune2fs", tool == "debugfs", tool == "resize2fs", strings.HasPrefix(tool, "mkfs.ext"):
+		return "e2fsprogs"
+	case tool == "bootctl", tool == "systemctl":
+		return "systemd"
+	case strings.HasPrefix(tool, "grub"):
+		return "GRUB's tools"
+	case strings.HasPrefix(tool, "unsquashfs"), strings.HasPrefix(tool, "mksquashfs"):
+		return "squashfs-tools"
+	}
+	return "the package that provides " + tool
+}
 
 // ExitCode returns the exit code of a command error wrapped in err, or -1.
 func ExitCode(err error) int {

@@ -72,3 +72,19 @@ func TestJoinQuotes(t *testing.T) {
 		}
 	}
 }
+
+func TestExecMissingToolNamesPackage(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	_, err := Exec{}.Run(context.Background(), Read("lvs", "--reportformat", "json"))
+	if err == nil || ExitCode(err) != -1 {
+		t.Fatalf("err = %v", err)
+	}
+	if msg := err.Error(); msg != "cannot run lvs: it is not installed (install lvm2)" {
+		t.Errorf("message %q", msg)
+	}
+	for tool, pkg := range map[string]string{"xfs_admin": "xfsprogs", "tune2fs": "e2fsprogs", "vgchange": "lvm2", "frob": "the package that provides frob"} {
+		if got := packageOf(tool); got != pkg {
+			t.Errorf("packageOf(%s) = %q, want %q", tool, got, pkg)
+		}
+	}
+}
