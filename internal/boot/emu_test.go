@@ -1,16 +1,13 @@
 package boot
 
 import (
-	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/imgbase/imgbase/internal/boot/grubemu"
 	"github.com/imgbase/imgbase/internal/boot/grubenv"
 )
 
@@ -19,14 +16,7 @@ import (
 // the trial layer, the fragment's search finds /boot by UUID, the kernel
 // and initramfs paths exist, and save_env's write is what MarkGood reads.
 func TestRealGrubBootsTheTrial(t *testing.T) {
-	var tools []string
-	for _, tool := range []string{"grub-emu", "mke2fs", "debugfs"} {
-		p, err := exec.LookPath(tool)
-		if err != nil {
-			t.Skipf("%s not installed (apt-get install grub-emu e2fsprogs)", tool)
-		}
-		tools = append(tools, p)
-	}
+	emu := grubemu.Find(t)
 	ctx := context.Background()
 	// The test image's grub.cfg minus the serial lines grub-emu lacks.
 	f := newFixture(t, map[string]string{"grub/grub.cfg": "set timeout=0\nload_env\nset default=\"${saved_entry}\"\n"})
@@ -44,7 +34,7 @@ func TestRealGrubBootsTheTrial(t *testing.T) {
 	// the fragment's search can bring it to /boot.
 	cfgPath := filepath.Join(f.boot, "grub", "grub.cfg")
 	cfg, _ := os.ReadFile(cfgPath)
-	probe := "echo \"IMGBASE-DEFAULT=[${default}]\"\n"
+	probe := grubemu.ProbeDefault
 	list, _ := f.m.List()
 	for _, e := range list {
 		for _, p := range e.files() {
@@ -55,22 +45,13 @@ func TestRealGrubBootsTheTrial(t *testing.T) {
 	os.WriteFile(cfgPath, append(cfg, probe+"reboot\n"...), 0o644)
 
 	boot := func() (string, string) {
-		img := filepath.Join(t.TempDir(), "boot.img")
-		mustRun(t, tools[1], "-q", "-F", "-t", "ext4", "-U", testUUID, "-d", f.boot, img, "16M")
-		devmap := filepath.Join(t.TempDir(), "device.map")
-		os.WriteFile(devmap, []byte("(hd0) "+img+"\n"), 0o644)
-		out := mustRun(t, tools[0], "-m", devmap, "-r", "hd0", "-d", "/grub")
-		env := mustRun(t, tools[2], "-R", "cat /grub/grubenv", img)
+		out, env := emu.Boot(t, f.boot, testUUID)
 		if len(env) != grubenv.Size {
 			t.Fatalf("GRUB left %d bytes of grubenv", len(env))
 		}
 		// What save_env wrote on the disk is what the booted system sees.
-		os.WriteFile(filepath.Join(f.boot, "grub", "grubenv"), []byte(env), 0o644)
-		m := regexp.MustCompile(`IMGBASE-DEFAULT=\[([^\]]*)\]`).FindStringSubmatch(out)
-		if m == nil {
-			t.Fatalf("no default printed:\n%s", out)
-		}
-		return m[1], out
+		os.WriteFile(filepath.Join(f.boot, "grub", "grubenv"), env, 0o644)
+		return grubemu.Default(t, out), out
 	}
 
 	// First let GRUB run its menu on a copy: the default must resolve
@@ -78,18 +59,9 @@ func TestRealGrubBootsTheTrial(t *testing.T) {
 	// and then waits for a key, so it is stopped after a few seconds.
 	menuCfg := append(append([]byte(nil), cfg...), probe...)
 	os.WriteFile(cfgPath, menuCfg, 0o644)
-	img := filepath.Join(t.TempDir(), "boot.img")
-	mustRun(t, tools[1], "-q", "-F", "-t", "ext4", "-U", testUUID, "-d", f.boot, img, "16M")
-	devmap := filepath.Join(t.TempDir(), "device.map")
-	os.WriteFile(devmap, []byte("(hd0) "+img+"\n"), 0o644)
-	tctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	var menuOut bytes.Buffer
-	cmd := exec.CommandContext(tctx, tools[0], "-m", devmap, "-r", "hd0", "-d", "/grub")
-	cmd.Stdout = &menuOut
-	cmd.Run()
-	cancel()
-	if !strings.Contains(menuOut.String(), "Booting `Base-2-0 (Base-2-0+1)'") {
-		t.Fatalf("GRUB's menu did not boot the trial entry:\n%q", menuOut.String())
+	menuOut := emu.Menu(t, f.boot, testUUID)
+	if !strings.Contains(menuOut, "Booting `Base-2-0 (Base-2-0+1)'") {
+		t.Fatalf("GRUB's menu did not boot the trial entry:\n%q", menuOut)
 	}
 	os.WriteFile(cfgPath, append(cfg, probe+"reboot\n"...), 0o644)
 
@@ -124,13 +96,4 @@ func TestRealGrubBootsTheTrial(t *testing.T) {
 	if entry, _ = boot(); entry != "Base-2-0+1" {
 		t.Fatalf("after the one-shot: %q", entry)
 	}
-}
-
-func mustRun(t *testing.T, argv ...string) string {
-	t.Helper()
-	out, err := exec.Command(argv[0], argv[1:]...).Output()
-	if err != nil {
-		t.Fatalf("%v: %v\n%s", argv, err, out)
-	}
-	return string(out)
 }

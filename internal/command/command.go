@@ -194,12 +194,14 @@ func Join(argv []string) string {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		b.WriteString(quote(a))
+		b.WriteString(Quote(a))
 	}
 	return b.String()
 }
 
-func quote(s string) string {
+// Quote makes s one shell word, single-quoting it unless it is made only
+// of characters the shell takes literally.
+func Quote(s string) string {
 	if s == "" {
 		return "''"
 	}

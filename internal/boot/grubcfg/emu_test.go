@@ -1,16 +1,13 @@
 package grubcfg
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/imgbase/imgbase/internal/boot/grubemu"
 	"github.com/imgbase/imgbase/internal/boot/grubenv"
 )
 
@@ -19,15 +16,7 @@ import (
 // model distinguishes, and compares the entry GRUB chose and the grubenv it
 // saved with Select. save_env really writes into the image, as on /boot.
 func TestScriptUnderGrubEmu(t *testing.T) {
-	var tools []string
-	for _, tool := range []string{"grub-emu", "mke2fs", "debugfs"} {
-		p, err := exec.LookPath(tool)
-		if err != nil {
-			t.Skipf("%s not installed (apt-get install grub-emu e2fsprogs)", tool)
-		}
-		tools = append(tools, p)
-	}
-	emu, mke2fs, debugfs := tools[0], tools[1], tools[2]
+	emu := grubemu.Find(t)
 	n := 0
 	for _, next := range []string{"", "L2"} {
 		for _, status := range []string{"", StatusTry, StatusTrying, StatusFailed} {
@@ -46,7 +35,7 @@ func TestScriptUnderGrubEmu(t *testing.T) {
 					if once && wantEntry == "" {
 						wantEntry = "L1" // the header's choice stands
 					}
-					gotEntry, gotEnv := runEmu(t, emu, mke2fs, debugfs, env, once)
+					gotEntry, gotEnv := runEmu(t, emu, env, once)
 					if gotEntry != wantEntry {
 						t.Errorf("%s: GRUB chose %q, model %q", name, gotEntry, wantEntry)
 					}
@@ -69,12 +58,10 @@ func dump(e *grubenv.Env) string {
 	return strings.Join(s, " ")
 }
 
-var emuDefault = regexp.MustCompile(`IMGBASE-DEFAULT=\[([^\]]*)\]`)
-
-func runEmu(t *testing.T, emu, mke2fs, debugfs string, env *grubenv.Env, once bool) (string, *grubenv.Env) {
+func runEmu(t *testing.T, emu *grubemu.Emu, env *grubenv.Env, once bool) (string, *grubenv.Env) {
 	t.Helper()
-	dir := t.TempDir()
-	grubDir := filepath.Join(dir, "root", "grub")
+	root := t.TempDir()
+	grubDir := filepath.Join(root, "grub")
 	if err := os.MkdirAll(grubDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +71,7 @@ func runEmu(t *testing.T, emu, mke2fs, debugfs string, env *grubenv.Env, once bo
 		head += "set boot_once=true\n"
 	}
 	cfg, _ := Wire([]byte(head))
-	cfg = append(cfg, "echo \"IMGBASE-DEFAULT=[${default}]\"\nreboot\n"...)
+	cfg = append(cfg, grubemu.ProbeDefault+"reboot\n"...)
 	data, err := env.Marshal()
 	if err != nil {
 		t.Fatal(err)
@@ -94,35 +81,13 @@ func runEmu(t *testing.T, emu, mke2fs, debugfs string, env *grubenv.Env, once bo
 			t.Fatal(err)
 		}
 	}
-	img := filepath.Join(dir, "boot.img")
-	run(t, mke2fs, "-q", "-F", "-t", "ext4", "-d", filepath.Join(dir, "root"), img, "8M")
-	devmap := filepath.Join(dir, "device.map")
-	os.WriteFile(devmap, []byte("(hd0) "+img+"\n"), 0o644)
-	out := run(t, emu, "-m", devmap, "-r", "hd0", "-d", "/grub")
-	m := emuDefault.FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("grub-emu printed no default:\n%s", out)
-	}
-	raw := run(t, debugfs, "-R", "cat /grub/grubenv", img)
-	got, err := grubenv.Parse([]byte(raw))
-	if err != nil {
-		t.Fatalf("grubenv after GRUB: %v", err)
-	}
+	out, raw := emu.Boot(t, root, "")
 	if len(raw) != grubenv.Size {
 		t.Fatalf("GRUB left %d bytes of grubenv", len(raw))
 	}
-	return m[1], got
-}
-
-func run(t *testing.T, argv ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	var out strings.Builder
-	cmd.Stdout = &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%v: %v\n%s", argv, err, out.String())
+	got, err := grubenv.Parse(raw)
+	if err != nil {
+		t.Fatalf("grubenv after GRUB: %v", err)
 	}
-	return out.String()
+	return grubemu.Default(t, out), got
 }

@@ -12,6 +12,8 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+
+	"github.com/imgbase/imgbase/internal/command"
 )
 
 // The grubenv variables the script and imgbase share.
@@ -105,42 +107,18 @@ func Render(f Fragment) []byte {
 	for _, m := range f.Menu {
 		fmt.Fprintf(&b, "menuentry %s --id %s {\n", Quote(m.Title), Quote(m.ID))
 		line := append([]string{"linux", m.Linux}, m.Args...)
-		b.WriteString("  " + QuoteAll(line) + "\n")
+		b.WriteString("  " + command.Join(line) + "\n")
 		if len(m.Initrd) > 0 {
-			b.WriteString("  " + QuoteAll(append([]string{"initrd"}, m.Initrd...)) + "\n")
+			b.WriteString("  " + command.Join(append([]string{"initrd"}, m.Initrd...)) + "\n")
 		}
 		b.WriteString("}\n")
 	}
 	return b.Bytes()
 }
 
-// Quote makes s one word of GRUB's script language, single-quoting it
-// unless it is made only of characters GRUB takes literally.
-func Quote(s string) string {
-	if s == "" {
-		return "''"
-	}
-	safe := true
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_+=./:,@%^~", r)) {
-			safe = false
-			break
-		}
-	}
-	if safe {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// QuoteAll quotes each word and joins them with spaces.
-func QuoteAll(words []string) string {
-	q := make([]string, len(words))
-	for i, w := range words {
-		q[i] = Quote(w)
-	}
-	return strings.Join(q, " ")
-}
+// Quote makes s one word of GRUB's script language. GRUB's lexer takes
+// single quotes as the POSIX shell does, so the shell's rule serves both.
+func Quote(s string) string { return command.Quote(s) }
 
 // The block Wire puts into grub.cfg.
 const (
