@@ -126,17 +126,23 @@ func New(bootDir string, log *slog.Logger) *Manager {
 }
 
 // Detect finds the boot loader configured in bootDir: GRUB (grub2/ or
-// grub/ with a grub.cfg; blscfg or not), else systemd-boot
-// (loader/loader.conf).
+// grub/ with a grub.cfg, else a grub.cfg on the ESP at efi/EFI/<distro>/;
+// blscfg or not), else systemd-boot (loader/loader.conf). EL8 on UEFI keeps
+// its real grub.cfg and grubenv on the ESP; Debian, Fedora 34+ and EL9
+// leave only a stub there that hands over to /boot's, which is skipped.
 func Detect(bootDir string) (Loader, string) {
-	for _, d := range []string{"grub2", "grub"} {
-		dir := filepath.Join(bootDir, d)
+	dirs := []string{filepath.Join(bootDir, "grub2"), filepath.Join(bootDir, "grub")}
+	esp, _ := filepath.Glob(filepath.Join(bootDir, "efi", "EFI", "*"))
+	for _, dir := range append(dirs, esp...) {
 		cfg, err := os.ReadFile(filepath.Join(dir, "grub.cfg"))
 		if err != nil {
 			continue
 		}
 		if grubcfg.HasBLS(cfg) {
 			return GrubBLS, dir
+		}
+		if grubcfg.IsStub(cfg) {
+			continue
 		}
 		return GrubMenu, dir
 	}
@@ -153,14 +159,23 @@ func (m *Manager) files() Files {
 	return m.Files
 }
 
-func (m *Manager) entriesDir() string { return filepath.Join(m.Boot, "loader", "entries") }
-func (m *Manager) grubenvPath() string {
-	return filepath.Join(m.GrubDir, "grubenv")
-}
+func (m *Manager) entriesDir() string   { return filepath.Join(m.Boot, "loader", "entries") }
+func (m *Manager) grubenvPath() string  { return resolved(filepath.Join(m.GrubDir, "grubenv")) }
 func (m *Manager) fragmentPath() string { return filepath.Join(m.GrubDir, grubcfg.FileName) }
-func (m *Manager) grubCfgPath() string  { return filepath.Join(m.GrubDir, "grub.cfg") }
-func (m *Manager) loaderConf() string   { return filepath.Join(m.Boot, "loader", "loader.conf") }
-func (m *Manager) statusPath() string   { return filepath.Join(m.Boot, "loader", "imgbase-status.json") }
+func (m *Manager) grubCfgPath() string  { return resolved(filepath.Join(m.GrubDir, "grub.cfg")) }
+
+// resolved follows a symlink at p (EL8 and older Fedora on UEFI link
+// /boot/grub2/grubenv to the ESP's): GRUB reads the target, and writing
+// by rename would replace the link with a file GRUB never reads.
+func resolved(p string) string {
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return p
+}
+
+func (m *Manager) loaderConf() string { return filepath.Join(m.Boot, "loader", "loader.conf") }
+func (m *Manager) statusPath() string { return filepath.Join(m.Boot, "loader", "imgbase-status.json") }
 
 // running returns the layer the system booted (img.bootid=), or "".
 func (m *Manager) running() string {

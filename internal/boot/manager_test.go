@@ -129,11 +129,49 @@ func TestDetect(t *testing.T) {
 		{map[string]string{"grub2/grub.cfg": "insmod blscfg\nblscfg\n"}, GrubBLS},
 		{map[string]string{"loader/loader.conf": "timeout 3\n"}, SystemdBoot},
 		{map[string]string{}, LoaderNone},
+		// EL8 on UEFI: the real grub.cfg is on the ESP.
+		{map[string]string{"efi/EFI/redhat/grub.cfg": "insmod blscfg\nblscfg\n"}, GrubBLS},
+		// Debian on UEFI: the ESP's stub hands over to /boot/grub's.
+		{map[string]string{"efi/EFI/debian/grub.cfg": debianStub, "grub/grub.cfg": debianGrubCfg}, GrubMenu},
+		{map[string]string{"efi/EFI/debian/grub.cfg": debianStub}, LoaderNone},
 	} {
 		f := newFixture(t, c.files)
 		if f.m.Loader != c.want {
 			t.Errorf("%v: detected %v", c.files, f.m.Loader)
 		}
+		for p := range c.files {
+			if strings.HasSuffix(p, "grub.cfg") && c.want != LoaderNone && !strings.Contains(c.files[p], "configfile") &&
+				f.m.GrubDir != filepath.Join(f.boot, filepath.Dir(p)) {
+				t.Errorf("%v: GRUB directory %s", c.files, f.m.GrubDir)
+			}
+		}
+	}
+}
+
+const debianStub = "search.fs_uuid 0b5e6b4e-7cd3-4c3b-9d6a-3f1c2c6f0d11 root hd0,gpt2\nset prefix=($root)'/grub'\nconfigfile $prefix/grub.cfg\n"
+
+// EL8 and older Fedora on UEFI link /boot/grub2/grubenv to the ESP's: GRUB
+// reads the ESP's, so that is where a selection must land, the link kept.
+func TestGrubenvSymlinkIsWrittenThrough(t *testing.T) {
+	f := newFixture(t, map[string]string{"grub2/grub.cfg": "insmod blscfg\nblscfg\n", "efi/EFI/fedora/grubenv": ""})
+	link := filepath.Join(f.boot, "grub2", "grubenv")
+	if err := os.Symlink("../efi/EFI/fedora/grubenv", link); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := f.m.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.add("Base-1-0+1", false)
+	if err := f.m.SetDefault(ctx, "Base-1-0+1"); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("/boot/grub2/grubenv is no longer a symlink: %v %v", fi, err)
+	}
+	env, err := grubenv.Read(filepath.Join(f.boot, "efi/EFI/fedora/grubenv"))
+	if err != nil || env.Get("saved_entry") != "Base-1-0_1" {
+		t.Fatalf("the ESP's grubenv: %v %v", env, err)
 	}
 }
 

@@ -163,3 +163,21 @@ func HasBLS(cfg []byte) bool {
 	}
 	return false
 }
+
+// IsStub reports whether cfg only hands over to another grub.cfg (the
+// ESP's on Debian, Fedora 34+ and EL9): a configfile command and no menu
+// of its own.
+func IsStub(cfg []byte) bool {
+	stub := false
+	for _, line := range strings.Split(string(cfg), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 0:
+		case f[0] == "menuentry", f[0] == "submenu", f[0] == "blscfg":
+			return false
+		case f[0] == "configfile":
+			stub = true
+		}
+	}
+	return stub
+}
