@@ -1,8 +1,9 @@
 //go:build vm
 
 // Command demo boots a fresh copy of the test host image and walks through
-// the seeds' commands on real LVM, showing `imgbase layout` before and
-// after. Run it with `make demo`.
+// imgbase on real LVM: the layout made from the running root, an update to
+// the v2 image carrying the admin's changes, the trial boot into it, the
+// seeds' commands and a rollback. Run it with `make demo`.
 package main
 
 import (
@@ -54,8 +55,27 @@ func run() error {
 	d.expectFail("imgbase layout") // nothing to show before --init
 	d.sh("imgbase layout --init")
 	d.sh("imgbase layout")
-	d.sh("imgbase --debug --dry base --add --size 1G /mnt/payload/v2.img")
-	d.sh("imgbase base --add --size 1G /mnt/payload/v2.img")
+
+	say("rebooting into the first layer")
+	if err := d.reboot(); err != nil {
+		return err
+	}
+	d.sh("findmnt -no SOURCE /; imgbase layer --current")
+	// The admin's changes that the update must carry to the new base.
+	d.sh(`echo 'Welcome, set by the admin' >>/etc/motd; useradd -u 4321 -M -s /bin/sh operator2; rm /etc/issue.net`)
+	d.sh("imgbase --dry update /mnt/payload/v2.squashfs")
+	d.sh("imgbase update /mnt/payload/v2.squashfs")
+	d.sh("imgbase layout; imgbase boot --status")
+
+	say("rebooting: the new layer is tried once")
+	if err := d.reboot(); err != nil {
+		return err
+	}
+	d.sh("findmnt -no SOURCE /; cat /usr/share/imgbase-test/version")
+	d.sh(`tail -n1 /etc/motd; id operator2; test ! -e /etc/issue.net && echo "/etc/issue.net stays deleted"`)
+	d.sh("systemctl is-system-running --wait >/dev/null || true; systemctl is-active imgbase-boot-success.service && imgbase boot --status")
+
+	// The seeds' commands on the updated host.
 	d.sh("imgbase base --latest")
 	d.sh("imgbase layer --add")
 	d.sh("imgbase --debug layer --add")
@@ -63,23 +83,14 @@ func run() error {
 	d.sh("lvs -o lv_name,lv_tags,origin,lv_attr,lv_size HostVG")
 	d.sh("grub-editenv /boot/grub/grubenv list; ls /boot/loader/entries 2>/dev/null || true")
 	say("rebooting into the default entry")
-	ctx2, cancel2 := context.WithTimeout(context.Background(), vm.BootTimeout)
-	defer cancel2()
-	if err := m.Reboot(ctx2); err != nil {
-		return fmt.Errorf("%w (serial log: %s)", err, m.SerialLog())
-	}
-	if err := m.Ready(ctx2, ""); err != nil {
+	if err := d.reboot(); err != nil {
 		return err
 	}
-	// A layer of the new base does not have the imgbase copied in before.
-	if err := m.CopyIn(os.Getenv(vm.EnvBin), vm.ImgbasePath, 0o755); err != nil {
-		return err
-	}
-	d.sh("findmnt -no SOURCE / ; cat /proc/cmdline; cat /usr/share/imgbase-test/version")
 	// / must be the layer the demo added last: the trial boot of the
 	// newest layer of the newest base.
 	d.sh(`want=$(imgbase layer --latest) && cur=$(imgbase layer --current) && echo "booted $cur, added $want" && [ "$cur" = "$want" ]`)
 	d.sh("systemctl is-system-running --wait >/dev/null || true; systemctl is-active imgbase-boot-success.service && imgbase boot --status")
+	d.sh("imgbase rollback; imgbase boot --get-default")
 	d.sh("imgbase layout")
 	say("done in %s", time.Since(start).Round(time.Second))
 	if d.failed > 0 {
@@ -91,6 +102,19 @@ func run() error {
 type demo struct {
 	m      *vm.Machine
 	failed int
+}
+
+// reboot restarts the guest and waits until its agent answers.
+func (d *demo) reboot() error {
+	ctx, cancel := context.WithTimeout(context.Background(), vm.BootTimeout)
+	defer cancel()
+	if err := d.m.Reboot(ctx); err != nil {
+		return fmt.Errorf("%w (serial log: %s)", err, d.m.SerialLog())
+	}
+	if err := d.m.Ready(ctx, ""); err != nil {
+		return fmt.Errorf("%w (serial log: %s)", err, d.m.SerialLog())
+	}
+	return nil
 }
 
 func (d *demo) sh(line string) {
