@@ -45,12 +45,19 @@ func (s *session) close() {
 // open prepares the host for one command. Commands that change the system
 // take the lock unless they only print what they would do.
 func (a *app) open(ctx context.Context, mutating bool) (*session, error) {
+	if a.env == nil && os.Geteuid() != 0 {
+		return nil, fmt.Errorf("imgbase must run as root: try 'sudo imgbase %s'", strings.Join(a.args, " "))
+	}
+	root := "/"
+	if a.env != nil {
+		root = a.env.Root
+	}
+	if mutating && !a.dry {
+		a.openLog(filepath.Join(root, logFile))
+	}
 	log := a.logger()
 	env := a.env
 	if env == nil {
-		if os.Geteuid() != 0 {
-			return nil, fmt.Errorf("imgbase must run as root: try 'sudo imgbase %s'", strings.Join(os.Args[1:], " "))
-		}
 		env = &environment{
 			Runner:     command.Exec{Log: log},
 			Root:       "/",

@@ -43,12 +43,13 @@ func main() {
 // run executes one imgbase command line and returns its exit code. env is
 // nil for the real system; tests pass fakes.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, env *environment) int {
-	a := &app{stdout: stdout, stderr: stderr, env: env}
+	a := &app{stdout: stdout, stderr: stderr, env: env, args: args}
 	root := a.rootCommand()
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
+	a.closeLog(err)
 	if err == nil {
 		return exitOK
 	}
@@ -76,11 +77,17 @@ func isFlagError(err error) bool {
 type app struct {
 	stdout, stderr io.Writer
 	env            *environment
+	args           []string // the command line, for messages and the log
 
 	debug, dry, json bool
 	configPath       string
 	lockPath         string
 	lockTimeout      string
+
+	// log records, for a command that changes the system, everything
+	// down to each command run in logFile; nil otherwise.
+	log     *slog.Logger
+	logFile io.Closer
 }
 
 func (a *app) rootCommand() *cobra.Command {
@@ -122,5 +129,9 @@ func (a *app) logger() *slog.Logger {
 			return attr
 		}
 	}
-	return slog.New(slog.NewTextHandler(a.stderr, opts))
+	h := slog.Handler(slog.NewTextHandler(a.stderr, opts))
+	if a.log != nil {
+		h = slog.NewMultiHandler(h, a.log.Handler())
+	}
+	return slog.New(h)
 }

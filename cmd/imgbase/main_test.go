@@ -360,3 +360,43 @@ func TestLayerGetsImgbaseWhenItsImageLacksIt(t *testing.T) {
 		t.Errorf("copied over an image that ships imgbase: %v", err)
 	}
 }
+
+// A command that changes the system leaves its trace in
+// /var/log/imgbased.log, failures included; listings and dry runs do not.
+func TestChangesAreLogged(t *testing.T) {
+	c := newCLI(t, "running", 5)
+	logPath := filepath.Join(c.env.Root, "var/log/imgbased.log")
+	for _, line := range []string{"layout", "layer --latest", "--dry layer --add"} {
+		if code, _, stderr := c.run(t, line); code != 0 {
+			t.Fatalf("%s: %d %s", line, code, stderr)
+		}
+	}
+	if _, err := os.Stat(logPath); err == nil {
+		t.Fatalf("listings or a dry run wrote %s", logPath)
+	}
+	if code, _, stderr := c.run(t, "layer --add"); code != 0 {
+		t.Fatalf("layer --add: %d %s", code, stderr)
+	}
+	if code, _, _ := c.run(t, "layer --remove Nope-1-0+1"); code != 1 {
+		t.Fatalf("removing a missing layer: exit %d", code)
+	}
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := string(data)
+	for _, want := range []string{
+		`msg="imgbase started" args="--config `, `layer --add" pid=`,
+		`msg="adding layer" layer=Base-10-0+1`,
+		`msg="imgbase finished"`,
+		`layer --remove Nope-1-0+1" pid=`,
+		`level=ERROR msg="imgbase failed" err=`,
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the log lacks %q:\n%s", want, log)
+		}
+	}
+	if n := strings.Count(log, "imgbase started"); n != 2 {
+		t.Errorf("%d runs logged, want 2:\n%s", n, log)
+	}
+}

@@ -84,6 +84,13 @@ useradd -u 4321 -M -s /bin/sh imgtester
 		if d := strings.TrimSpace(g.Imgbase("boot", "--get-default")); d != l1 {
 			t.Errorf("before v2's trial boot, boot --get-default = %q, want %s", d, l1)
 		}
+		// The runs above left their trace for the admin, the killed one included.
+		log := g.MustRun("cat", "/var/log/imgbased.log")
+		for _, want := range []string{`args="--debug update `, `msg=ran cmd="lvcreate --thin `, `args="--debug recover" `, `msg="imgbase finished"`} {
+			if !strings.Contains(log, want) {
+				t.Errorf("/var/log/imgbased.log lacks %q", want)
+			}
+		}
 		st := g.Imgbase("boot", "--status")
 		t.Logf("imgbase boot --status:\n%s", st)
 		if !strings.Contains(st, "on trial: "+v2layer) {
