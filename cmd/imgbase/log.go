@@ -15,18 +15,41 @@ import (
 const logFile = "var/log/imgbased.log"
 
 // openLog starts the trace in path. The trace must never stop the work:
-// when the file cannot be opened, a warning says so and the command goes on.
+// when the file cannot be written, a warning says so and the command goes on.
 func (a *app) openLog(path string) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
-		var f *os.File
-		if f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640); err == nil {
-			a.logFile = f
-			a.log = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
-			a.log.Info("imgbase started", "args", strings.Join(a.args, " "), "pid", os.Getpid(), "version", version)
-			return
-		}
+	w := appendFile(path)
+	a.log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil || !w.ok() {
+		fmt.Fprintf(a.stderr, "imgbase: warning: cannot write %s; this run is not logged there\n", path)
+		a.log = nil
+		return
 	}
-	fmt.Fprintf(a.stderr, "imgbase: warning: cannot open %s; this run is not logged there\n", path)
+	a.log.Info("imgbase started", "args", strings.Join(a.args, " "), "pid", os.Getpid(), "version", version)
+}
+
+// appendFile opens the file for each record: a volume mounted over
+// /var/log while imgbase runs (volume --create /var/log) gets the rest of
+// the trace, not the file hidden under it.
+type appendFile string
+
+func (f appendFile) ok() bool {
+	fd, err := os.OpenFile(string(f), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err == nil {
+		fd.Close()
+	}
+	return err == nil
+}
+
+func (f appendFile) Write(p []byte) (int, error) {
+	fd, err := os.OpenFile(string(f), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return 0, err
+	}
+	n, err := fd.Write(p)
+	if cerr := fd.Close(); err == nil {
+		err = cerr
+	}
+	return n, err
 }
 
 // closeLog ends the trace with the command's outcome.
@@ -39,6 +62,5 @@ func (a *app) closeLog(err error) {
 	} else {
 		a.log.Info("imgbase finished")
 	}
-	a.logFile.Close()
-	a.log, a.logFile = nil, nil
+	a.log = nil
 }

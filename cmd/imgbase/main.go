@@ -86,8 +86,7 @@ type app struct {
 
 	// log records, for a command that changes the system, everything
 	// down to each command run in logFile; nil otherwise.
-	log     *slog.Logger
-	logFile io.Closer
+	log *slog.Logger
 }
 
 func (a *app) rootCommand() *cobra.Command {

@@ -400,3 +400,14 @@ func TestChangesAreLogged(t *testing.T) {
 		t.Errorf("%d runs logged, want 2:\n%s", n, log)
 	}
 }
+
+// A log that cannot be written is warned about and does not stop the work.
+func TestUnwritableLogDoesNotStopTheWork(t *testing.T) {
+	c := newCLI(t, "running", 5)
+	os.MkdirAll(filepath.Join(c.env.Root, "var"), 0o755)
+	os.WriteFile(filepath.Join(c.env.Root, "var/log"), []byte("not a directory"), 0o644)
+	code, _, stderr := c.run(t, "layer --add")
+	if code != 0 || !strings.Contains(stderr, "warning: cannot write "+filepath.Join(c.env.Root, "var/log/imgbased.log")) {
+		t.Fatalf("layer --add with an unwritable log: %d %q", code, stderr)
+	}
+}
