@@ -19,6 +19,20 @@ const (
 //go:embed imgbase-boot-success.service imgbase-recover.service
 var units embed.FS
 
+// UnitPaths are the files InstallUnits writes, relative to the root.
+func UnitPaths() []string {
+	var out []string
+	for _, name := range []string{SuccessUnit, RecoverUnit} {
+		out = append(out, unitPath(name), wantsPath(name))
+	}
+	return out
+}
+
+func unitPath(name string) string { return filepath.Join("etc/systemd/system", name) }
+func wantsPath(name string) string {
+	return filepath.Join("etc/systemd/system/multi-user.target.wants", name)
+}
+
 // InstallUnits installs and enables imgbase's units in the root directory
 // of a layer, so that a trial boot of that layer can succeed and an
 // interrupted update is dealt with. dry, when set, receives what would be
@@ -37,8 +51,8 @@ func installUnit(root, name string, dry func(string)) error {
 	if err != nil {
 		return err
 	}
-	unit := filepath.Join(root, "etc/systemd/system", name)
-	link := filepath.Join(root, "etc/systemd/system/multi-user.target.wants", name)
+	unit := filepath.Join(root, unitPath(name))
+	link := filepath.Join(root, wantsPath(name))
 	if dry != nil {
 		dry(unit)
 		dry(link)

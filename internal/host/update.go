@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/imgbase/imgbase/internal/boot"
 	"github.com/imgbase/imgbase/internal/image"
 	"github.com/imgbase/imgbase/internal/image/preflight"
 	"github.com/imgbase/imgbase/internal/image/verify"
@@ -256,7 +257,11 @@ func (h *Host) mergeSource(ctx context.Context, s source, mnt string) (*migrate.
 }
 
 func (h *Host) mergeEtc(ctx context.Context, oldMnt, mnt string) (*migrate.Report, error) {
-	rep, err := migrate.Etc(ctx, migrate.Roots{OldBase: oldMnt, Running: h.Root, New: mnt, Snapshot: true}, h.Log)
+	roots := migrate.Roots{OldBase: oldMnt, Running: h.Root, New: mnt, Snapshot: true}
+	if h.Boot != nil {
+		roots.Owned = boot.UnitPaths() // installed into the layer afresh
+	}
+	rep, err := migrate.Etc(ctx, roots, h.Log)
 	if err != nil {
 		return rep, err
 	}

@@ -141,6 +141,9 @@ func (m *merger) copyDir(ndir int, name, rel string, r *node, mt meta) error {
 	}
 	for _, c := range names {
 		crel := rel + "/" + c
+		if m.owned[crel] {
+			continue
+		}
 		child, err := statAt(rfd, c, crel)
 		if err != nil {
 			return err

@@ -62,6 +62,10 @@ type Roots struct {
 	// of its base: what the admin left untouched is recognised without
 	// reading it.
 	Snapshot bool
+	// Owned are paths (relative, "etc/…") that imgbase itself writes into
+	// the new root after the merge: they are left out of it, and so of the
+	// report, which is about the admin's changes.
+	Owned []string
 }
 
 // Etc merges /etc of roots.Running into roots.New.
@@ -74,7 +78,10 @@ func Etc(ctx context.Context, roots Roots, log *slog.Logger) (*Report, error) {
 // missing from the new root is skipped with a warning. On error the report
 // of what was done so far is returned with it.
 func Paths(ctx context.Context, roots Roots, paths []string, log *slog.Logger) (*Report, error) {
-	m := &merger{log: log, rep: &Report{}, links: map[[2]uint64]string{}, snap: roots.Snapshot}
+	m := &merger{log: log, rep: &Report{}, links: map[[2]uint64]string{}, snap: roots.Snapshot, owned: map[string]bool{}}
+	for _, p := range roots.Owned {
+		m.owned[strings.Trim(path.Clean("/"+p), "/")] = true
+	}
 	var err error
 	if m.old, err = openRoot(roots.OldBase); err != nil {
 		return nil, err
@@ -132,7 +139,8 @@ func openRoot(p string) (int, error) {
 
 type merger struct {
 	log           *slog.Logger
-	snap          bool // Roots.Snapshot
+	snap          bool            // Roots.Snapshot
+	owned         map[string]bool // Roots.Owned
 	rep           *Report
 	old, run, new int // root directory descriptors
 
@@ -407,7 +415,7 @@ func (m *merger) mergeDir(ctx context.Context, o, r, n *node, ndir int, name, re
 	}
 	for _, c := range sortedKeys(names) {
 		crel := rel + "/" + c
-		if skip[c] || generated[crel] {
+		if skip[c] || generated[crel] || m.owned[crel] {
 			continue
 		}
 		co, cr, cn, err := m.stat3(ofd, rfd, nfd, c, crel)
@@ -436,6 +444,8 @@ var generated = map[string]bool{
 	"etc/group-":      true,
 	"etc/shadow-":     true,
 	"etc/gshadow-":    true,
+	"etc/subuid-":     true,
+	"etc/subgid-":     true,
 	"etc/.pwd.lock":   true,
 	"etc/.updated":    true,
 }

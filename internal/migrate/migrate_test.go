@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -429,6 +430,44 @@ func TestGeneratedFilesTakenFromImage(t *testing.T) {
 	if rep.Conflicted() {
 		t.Errorf("conflicts on generated files: %+v", rep.Conflicts)
 	}
+}
+
+// What imgbase writes into the new root itself (its units) is neither
+// carried nor reported as the admin's; subuid-/subgid- backups are
+// generated like passwd-.
+func TestOwnedPathsLeftOut(t *testing.T) {
+	f := newFixture(t)
+	for _, root := range []string{f.old, f.running, f.newL} {
+		writeFile(t, filepath.Join(root, "etc/systemd/system/multi-user.target.wants/.keep"), "", 0o644)
+	}
+	writeFile(t, filepath.Join(f.running, "etc/systemd/system/imgbase-x.service"), "imgbase's\n", 0o644)
+	mustSymlink(t, "../imgbase-x.service", filepath.Join(f.running, "etc/systemd/system/multi-user.target.wants/imgbase-x.service"))
+	writeFile(t, filepath.Join(f.running, "etc/systemd/system/admin.service"), "admin's\n", 0o644)
+	writeFile(t, filepath.Join(f.running, "etc/subuid-"), "backup\n", 0o644)
+	f.roots.Owned = []string{"etc/systemd/system/imgbase-x.service", "/etc/systemd/system/multi-user.target.wants/imgbase-x.service"}
+	rep := f.run()
+	assertMissing(t, filepath.Join(f.newL, "etc/systemd/system/imgbase-x.service"))
+	assertMissing(t, filepath.Join(f.newL, "etc/systemd/system/multi-user.target.wants/imgbase-x.service"))
+	assertMissing(t, filepath.Join(f.newL, "etc/subuid-"))
+	assertContent(t, filepath.Join(f.newL, "etc/systemd/system/admin.service"), "admin's\n")
+	for _, p := range rep.Added {
+		if strings.Contains(p, "imgbase-x") || strings.Contains(p, "subuid") {
+			t.Errorf("reported as added by the admin: %s", p)
+		}
+	}
+	if !has(rep.Added, "/etc/systemd/system/admin.service") {
+		t.Errorf("the admin's unit is not reported: %v", rep.Added)
+	}
+
+	// Where the images ship no /etc/systemd, the admin's whole tree is
+	// copied, still without imgbase's own files.
+	f2 := newFixture(t)
+	writeFile(t, filepath.Join(f2.running, "etc/systemd/system/imgbase-x.service"), "imgbase's\n", 0o644)
+	writeFile(t, filepath.Join(f2.running, "etc/systemd/system/admin.service"), "admin's\n", 0o644)
+	f2.roots.Owned = f.roots.Owned
+	f2.run()
+	assertMissing(t, filepath.Join(f2.newL, "etc/systemd/system/imgbase-x.service"))
+	assertContent(t, filepath.Join(f2.newL, "etc/systemd/system/admin.service"), "admin's\n")
 }
 
 // The host's identity and records stay the running layer's, whatever the
