@@ -56,8 +56,7 @@ func run() error {
 	d.sh("imgbase layout --init")
 	d.sh("imgbase layout")
 
-	say("rebooting into the first layer")
-	if err := d.reboot(); err != nil {
+	if err := d.reboot("rebooting into the first layer"); err != nil {
 		return err
 	}
 	d.sh("findmnt -no SOURCE /; imgbase layer --current")
@@ -67,8 +66,7 @@ func run() error {
 	d.sh("imgbase update /mnt/payload/v2.squashfs")
 	d.sh("imgbase layout; imgbase boot --status")
 
-	say("rebooting: the new layer is tried once")
-	if err := d.reboot(); err != nil {
+	if err := d.reboot("rebooting: the new layer is tried once"); err != nil {
 		return err
 	}
 	d.sh("findmnt -no SOURCE /; cat /usr/share/imgbase-test/version")
@@ -82,8 +80,7 @@ func run() error {
 	d.sh("imgbase layout")
 	d.sh("lvs -o lv_name,lv_tags,origin,lv_attr,lv_size HostVG")
 	d.sh("grub-editenv /boot/grub/grubenv list; ls /boot/loader/entries 2>/dev/null || true")
-	say("rebooting into the default entry")
-	if err := d.reboot(); err != nil {
+	if err := d.reboot("rebooting into the default entry"); err != nil {
 		return err
 	}
 	// / must be the layer the demo added last: the trial boot of the
@@ -104,8 +101,9 @@ type demo struct {
 	failed int
 }
 
-// reboot restarts the guest and waits until its agent answers.
-func (d *demo) reboot() error {
+// reboot says why, restarts the guest and waits until its agent answers.
+func (d *demo) reboot(why string) error {
+	say("%s", why)
 	ctx, cancel := context.WithTimeout(context.Background(), vm.BootTimeout)
 	defer cancel()
 	if err := d.m.Reboot(ctx); err != nil {
