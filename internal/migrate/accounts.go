@@ -187,7 +187,7 @@ func mergeAccounts(f accountFormat, o, r, n *accountDB) (*accountDB, []accountNo
 			switch {
 			case !inO:
 				out.add(re)
-				note("added", "added by the admin", false)
+				note("added", "by the admin", false)
 			case sameFields(oe.fields, re.fields):
 				// removed by the new image, untouched by the admin
 			default:
@@ -199,7 +199,7 @@ func mergeAccounts(f accountFormat, o, r, n *accountDB) (*accountDB, []accountNo
 			case !inO:
 				out.add(ne) // added by the new image
 			case sameFields(oe.fields, ne.fields):
-				note("deleted", "deleted by the admin", false)
+				note("deleted", "by the admin", false)
 			default:
 				note("conflict", fmt.Sprintf("%s %s: deleted by the admin, changed by the new image: stays deleted", f.what, name), true)
 			}
