@@ -12,14 +12,50 @@ const v2xfs = PayloadDir + "/v2-xfs.img"
 // An update from an XFS image (the v2 files): the base and its layer hold
 // XFS, the layer has a filesystem UUID of its own and an fstab naming it
 // as an XFS /, the admin's change is carried over, and the layer boots.
-// The host still runs the ext4 root it was installed on.
+// The host still runs the ext4 root it was installed on. The admin's
+// update hooks run around it.
 func TestUpdateXFS(t *testing.T) {
 	t.Parallel()
 	g := Boot(t)
 	layer := nvr2 + "+1"
 	g.Imgbase("layout", "--init")
 	g.MustShell("echo 'admin=xfs' >>/etc/imgbase-test.conf")
-	t.Logf("imgbase update %s:\n%s", v2xfs, g.Imgbase("update", v2xfs))
+
+	// The admin's hooks: a failing pre-update hook stops the update before
+	// anything is made; a failing post-update hook is reported, the update
+	// stands. Both get the names as arguments.
+	g.MustShell(`set -e
+d=/etc/imgbased/hooks.d
+mkdir -p $d/pre-update $d/post-update
+printf '#!/bin/sh\necho "not today" >&2\nexit 3\n' >$d/pre-update/10-veto
+chmod +x $d/pre-update/10-veto`)
+	before := LVNames(g.LVs())
+	if r := g.ImgbaseResult("update", v2xfs); r.ExitCode != 1 || !strings.Contains(r.Stderr, "10-veto") {
+		t.Errorf("update with a failing pre-update hook: exit %d, stderr %q; want 1 naming the hook", r.ExitCode, r.Stderr)
+	}
+	if after := LVNames(g.LVs()); after != before {
+		t.Errorf("a vetoed update changed the LVs:\n  %s\nwant\n  %s", after, before)
+	}
+	g.MustShell(`set -e
+d=/etc/imgbased/hooks.d
+rm $d/pre-update/10-veto
+printf '#!/bin/sh\necho "$@" >/run/pre-update.args\n' >$d/pre-update/10-record
+printf '#!/bin/sh\necho "$@" >/run/post-update.args\nexit 1\n' >$d/post-update/10-record
+chmod +x $d/pre-update/10-record $d/post-update/10-record`)
+	r := g.ImgbaseResult("update", v2xfs)
+	t.Logf("imgbase update %s: exit %d\n%s%s", v2xfs, r.ExitCode, r.Stdout, r.Stderr)
+	if r.ExitCode != 0 {
+		t.Fatalf("update with a failing post-update hook: exit %d, want 0", r.ExitCode)
+	}
+	if !strings.Contains(r.Stderr, "post hook failed") {
+		t.Errorf("the failing post-update hook is not reported: %q", r.Stderr)
+	}
+	if a := strings.TrimSpace(g.MustRun("cat", "/run/pre-update.args")); a != nvr2+" "+v2xfs {
+		t.Errorf("pre-update hook got %q, want %q", a, nvr2+" "+v2xfs)
+	}
+	if a := strings.TrimSpace(g.MustRun("cat", "/run/post-update.args")); a != nvr2+" "+layer {
+		t.Errorf("post-update hook got %q, want %q", a, nvr2+" "+layer)
+	}
 	lvs := g.LVs()
 	checkBase(t, lvs, nvr2)
 	checkLayer(t, lvs, layer, nvr2)
