@@ -128,8 +128,7 @@ func (h *Hooks) Post(ctx context.Context, ev Event, names ...string) []*Error {
 		if err := h.runOne(ctx, phase, hook, names); err != nil {
 			var he *Error
 			errors.As(err, &he)
-			h.log().Warn("post hook failed", "hook", hook, "err", err)
-			warnings = append(warnings, he)
+			warnings = append(warnings, he) // the caller reports them
 		}
 	}
 	return warnings
