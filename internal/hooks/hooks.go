@@ -62,6 +62,10 @@ type Hooks struct {
 	Timeout time.Duration
 }
 
+// ErrWritable is a hook, or its directory, that users other than its
+// owner may change: whoever can would run code as root through imgbase.
+var ErrWritable = errors.New("it is writable by group or others, so they could run code as root through it; chmod go-w it")
+
 // Error is a hook that failed, or a hooks directory that could not be read.
 type Error struct {
 	Phase string // e.g. pre-update
@@ -137,7 +141,9 @@ func (h *Hooks) Post(ctx context.Context, ev Event, names ...string) []*Error {
 // List returns the paths of the hooks that run in phase (e.g.
 // "pre-update"), in order. A missing directory holds no hooks. Files that
 // are not executable, hidden files, editor backups and package manager
-// leftovers are skipped with a debug log.
+// leftovers are skipped with a debug log. A hook or directory writable by
+// group or others is an error (ErrWritable): skipping it would drop a veto
+// the admin meant to run.
 func (h *Hooks) List(phase string) ([]string, error) {
 	dir := filepath.Join(h.Dir, phase)
 	entries, err := os.ReadDir(dir) // sorted by name
@@ -146,6 +152,9 @@ func (h *Hooks) List(phase string) ([]string, error) {
 	}
 	if err != nil {
 		return nil, &Error{Phase: phase, Hook: dir, ExitCode: -1, Err: err}
+	}
+	if info, err := os.Stat(dir); err == nil && info.Mode().Perm()&0o022 != 0 {
+		return nil, &Error{Phase: phase, Hook: dir, ExitCode: -1, Err: ErrWritable}
 	}
 	var hooks []string
 	for _, e := range entries {
@@ -167,6 +176,9 @@ func (h *Hooks) List(phase string) ([]string, error) {
 		if info.Mode().Perm()&0o111 == 0 {
 			h.log().Debug("skipping hook", "path", path, "why", "not executable")
 			continue
+		}
+		if info.Mode().Perm()&0o022 != 0 {
+			return nil, &Error{Phase: phase, Hook: path, ExitCode: -1, Err: ErrWritable}
 		}
 		hooks = append(hooks, path)
 	}

@@ -269,3 +269,24 @@ func TestRealHookTimesOutWithItsChildren(t *testing.T) {
 	t.Errorf("the hook's child %d still runs: %s", pid, stat)
 	syscall.Kill(pid, syscall.SIGKILL)
 }
+
+// A hook, or a hooks directory, that others may write is refused: a
+// pre-hook's veto stops the verb, a post-hook's is a warning; nothing runs.
+func TestWritableHooksAreRefused(t *testing.T) {
+	root := tree(t, map[string]string{"pre-update/10-open": "#!/bin/sh\n", "post-update/10-ok": "#!/bin/sh\n"},
+		map[string]os.FileMode{"pre-update/10-open": 0o777})
+	rec := &commandtest.Recorder{}
+	h := &Hooks{Dir: root, Run: rec}
+	if err := h.Pre(context.Background(), Update, "B", "L"); !errors.Is(err, ErrWritable) || !strings.Contains(err.Error(), "10-open") {
+		t.Errorf("Pre with a world-writable hook = %v", err)
+	}
+	if err := os.Chmod(filepath.Join(root, "post-update"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if w := h.Post(context.Background(), Update, "B", "L"); len(w) != 1 || !errors.Is(w[0], ErrWritable) || w[0].Hook != filepath.Join(root, "post-update") {
+		t.Errorf("Post with a world-writable directory = %v", w)
+	}
+	if len(rec.Lines()) != 0 {
+		t.Errorf("hooks ran: %v", rec.Lines())
+	}
+}

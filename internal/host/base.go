@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/imgbase/imgbase/internal/hooks"
 	"github.com/imgbase/imgbase/internal/layout"
 	"github.com/imgbase/imgbase/internal/lvm"
 	"github.com/imgbase/imgbase/internal/nvr"
@@ -75,6 +76,9 @@ func (h *Host) RemoveBase(ctx context.Context, name string) error {
 	if err := h.refuseDefault(names...); err != nil {
 		return err
 	}
+	if err := h.preHook(ctx, hooks.BaseRemove, name); err != nil {
+		return err
+	}
 	names = append(names, name)
 	if err := h.LVM().Remove(ctx, t.VG, names...); err != nil {
 		return err
@@ -86,6 +90,7 @@ func (h *Host) RemoveBase(ctx context.Context, name string) error {
 			}
 		}
 	}
+	h.postHook(ctx, hooks.BaseRemove, name)
 	return nil
 }
 

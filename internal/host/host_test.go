@@ -12,6 +12,7 @@ import (
 
 	"github.com/imgbase/imgbase/internal/command"
 	"github.com/imgbase/imgbase/internal/command/commandtest"
+	"github.com/imgbase/imgbase/internal/hooks"
 	"github.com/imgbase/imgbase/internal/system"
 )
 
@@ -266,10 +267,29 @@ func TestRemoveBase(t *testing.T) {
 	if m := f.rec.Mutations(); len(m) != 0 {
 		t.Fatalf("refusals ran %v", m)
 	}
+	// The admin's base-remove hooks run around it; a failing pre-hook
+	// keeps the base.
+	hooksDir := filepath.Join(f.h.Root, "etc/imgbased/hooks.d")
+	for _, p := range []string{"pre-base-remove/10-check", "post-base-remove/10-note"} {
+		os.MkdirAll(filepath.Dir(filepath.Join(hooksDir, p)), 0o755)
+		os.WriteFile(filepath.Join(hooksDir, p), []byte("#!/bin/sh\n"), 0o755)
+	}
+	f.h.Hooks = &hooks.Hooks{Dir: hooksDir, Run: f.rec, Log: slog.New(slog.DiscardHandler)}
+	f.rec.Once("timeout -k 10 300 "+filepath.Join(hooksDir, "pre-base-remove/10-check"), "", &command.Error{ExitCode: 1})
+	if err := f.h.RemoveBase(ctx, "Base-2-0"); err == nil || !strings.Contains(err.Error(), "10-check") {
+		t.Errorf("a failing pre-base-remove hook: %v", err)
+	}
+	if m := f.rec.Mutations(); len(m) != 1 || !strings.Contains(m[0], "pre-base-remove/10-check Base-2-0") {
+		t.Fatalf("a vetoed removal ran %v", m)
+	}
 	if err := f.h.RemoveBase(ctx, "Base-2-0"); err != nil {
 		t.Fatal(err)
 	}
-	wantLines(t, f.rec.Mutations(), []string{"lvremove --yes HostVG/Base-2-0+1 HostVG/Base-2-0"})
+	m := f.rec.Mutations()[1:]
+	if len(m) != 3 || !strings.HasSuffix(m[0], "pre-base-remove/10-check Base-2-0") ||
+		m[1] != "lvremove --yes HostVG/Base-2-0+1 HostVG/Base-2-0" || !strings.HasSuffix(m[2], "post-base-remove/10-note Base-2-0") {
+		t.Errorf("removal ran:\n%s", strings.Join(m, "\n"))
+	}
 }
 
 func TestAddEmptyBase(t *testing.T) {
