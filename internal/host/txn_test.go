@@ -78,6 +78,14 @@ func TestUpdateCompletes(t *testing.T) {
 	if len(res.Removed) != 1 || res.Removed[0] != "Base-2-0" {
 		t.Errorf("removed %v", res.Removed)
 	}
+	// Each LVM process costs 0.5-3 s under TCG: lvs, lvcreate of the base
+	// and of the layer, the new base sealed in one lvchange, the old base
+	// activated and deactivated around the merge, and garbage collection's
+	// own lvs and one lvremove per old base (it also runs alone, from
+	// recover, so it reads the layout itself).
+	if n := f.rec.Count("lvs", "lvcreate", "lvchange", "lvremove", "vgchange", "lvconvert"); n > 8 {
+		t.Errorf("update ran %d LVM processes, want at most 8:\n%s", n, strings.Join(f.rec.Lines(), "\n"))
+	}
 }
 
 // A failure at every mutating command before the commit leaves no LV
