@@ -286,11 +286,12 @@ func (h *Host) preflight(t *layout.Tree, im *image.Image, req UpdateRequest) err
 		DataPercent: t.Pool.DataPercent, MetadataPercent: t.Pool.MetaPercent, Chunk: chunk,
 	}
 	plan := preflight.Plan{FSSize: im.Size, LVSize: lvSize, ImageData: imageData(im), LayerData: 64 << 20, NewLVs: 2}
-	// What the admin could remove, oldest first: never the running base.
+	// What the admin could remove, oldest first: never a base in use,
+	// which 'imgbase base --remove' would refuse.
 	var removable []preflight.Removable
-	cur := h.CurrentLayer(t)
+	inUse := h.inUse(t)
 	for _, b := range t.Bases {
-		if cur != nil && cur.Base == b {
+		if inUse(b) {
 			continue
 		}
 		removable = append(removable, preflight.Removable{Name: b.Name(), PoolBytes: int64(b.LV.DataUsed()), BootBytes: h.bootBytes(b)})
@@ -319,24 +320,31 @@ func (h *Host) collectable(t *layout.Tree, keep int, newBase string) []string {
 	if keep <= 0 {
 		return nil
 	}
-	cur := h.CurrentLayer(t)
-	def := ""
-	if h.Boot != nil {
-		def, _ = h.Boot.Default()
-	}
+	inUse := h.inUse(t)
 	excess := len(t.Bases) + 1 - keep // the new base counts
 	var out []string
 	for _, b := range t.Bases {
 		if excess <= 0 {
 			break
 		}
-		if b.Name() == newBase || (cur != nil && cur.Base == b) || b.LV.HasTag(lvm.TagPinned) || hasLayer(b, def) {
+		if b.Name() == newBase || b.LV.HasTag(lvm.TagPinned) || inUse(b) {
 			continue
 		}
 		out = append(out, b.Name())
 		excess--
 	}
 	return out
+}
+
+// inUse tells the bases that cannot go: the running layer's, and the one
+// whose layer boots by default.
+func (h *Host) inUse(t *layout.Tree) func(*layout.Base) bool {
+	cur := h.CurrentLayer(t)
+	def := ""
+	if h.Boot != nil {
+		def, _ = h.Boot.Default()
+	}
+	return func(b *layout.Base) bool { return (cur != nil && cur.Base == b) || hasLayer(b, def) }
 }
 
 func hasLayer(b *layout.Base, name string) bool {

@@ -68,6 +68,9 @@ func TestUpdateRefusalsCreateNothing(t *testing.T) {
 		// The running layer's kernel files take 30 MiB of /boot; 20 are
 		// free; Base-2-0's layer has 25 MiB of its own.
 		{"boot full", "running", 5, UpdateRequest{ImageRequest: ImageRequest{Image: img, NVR: "Base-3-0"}}, "/boot: need 30.0 MiB, free 20.0 MiB, remove Base-2-0"},
+		// A base whose layer boots by default is not offered for removal
+		// ('imgbase base --remove' would refuse it).
+		{"boot full, Base-2-0 boots", "running", 5, UpdateRequest{ImageRequest: ImageRequest{Image: img, NVR: "Base-3-0"}}, "/boot: need 30.0 MiB, free 20.0 MiB, free space on /boot"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, tc.report, 254, tc.minor)
@@ -75,7 +78,7 @@ func TestUpdateRefusalsCreateNothing(t *testing.T) {
 			if tc.name == "bad checksum" {
 				tc.req.Verify.SHA256 = strings.Repeat("0", 64)
 			}
-			if tc.name == "boot full" {
+			if strings.HasPrefix(tc.name, "boot full") {
 				sized(t, filepath.Join(f.h.Root, "boot/Base-1-0+1/vmlinuz-6.1"), 10<<20)
 				sized(t, filepath.Join(f.h.Root, "boot/Base-1-0+1/initrd.img-6.1"), 20<<20)
 				sized(t, filepath.Join(f.h.Root, "boot/Base-2-0+1/vmlinuz-6.0"), 25<<20)
@@ -85,6 +88,9 @@ func TestUpdateRefusalsCreateNothing(t *testing.T) {
 					}
 					return system.Usage{Size: 200 << 20, Free: 20 << 20}, nil
 				}
+			}
+			if tc.name == "boot full, Base-2-0 boots" {
+				f.h.Boot = &fakeBoot{def: "Base-2-0+1"}
 			}
 			tc.req.Verify.KeysDir = t.TempDir()
 			_, err := f.h.Update(context.Background(), tc.req)

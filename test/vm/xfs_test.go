@@ -12,14 +12,28 @@ const v2xfs = PayloadDir + "/v2-xfs.img"
 // An update from an XFS image (the v2 files): the base and its layer hold
 // XFS, the layer has a filesystem UUID of its own and an fstab naming it
 // as an XFS /, the admin's change is carried over, and the layer boots.
-// The host still runs the ext4 root it was installed on. The admin's
-// update hooks run around it.
+// The host still runs the ext4 root it was installed on. A full /boot and
+// the admin's update hooks are tried first.
 func TestUpdateXFS(t *testing.T) {
 	t.Parallel()
 	g := Boot(t)
 	layer := nvr2 + "+1"
 	g.Imgbase("layout", "--init")
 	g.MustShell("echo 'admin=xfs' >>/etc/imgbase-test.conf")
+
+	// /boot too full for the new layer's kernel files: refused with the
+	// figures and what to do, nothing made.
+	before := LVNames(g.LVs())
+	g.MustShell(`fallocate -l $(( $(df --output=avail -B1 /boot | tail -1) - 4*1024*1024 )) /boot/imgbase-test.fill`)
+	r := g.ImgbaseResult("update", v2xfs)
+	t.Logf("imgbase update with /boot full: exit %d: %s", r.ExitCode, r.Stderr)
+	if r.ExitCode != 1 || !strings.Contains(r.Stderr, "/boot: need ") || !strings.Contains(r.Stderr, "free space on /boot") {
+		t.Errorf("update with /boot full: exit %d, stderr %q; want 1 with the /boot figures", r.ExitCode, r.Stderr)
+	}
+	if after := LVNames(g.LVs()); after != before {
+		t.Errorf("an update refused for /boot changed the LVs:\n  %s\nwant\n  %s", after, before)
+	}
+	g.MustRun("rm", "/boot/imgbase-test.fill")
 
 	// The admin's hooks: a failing pre-update hook stops the update before
 	// anything is made; a failing post-update hook is reported, the update
@@ -29,7 +43,6 @@ d=/etc/imgbased/hooks.d
 mkdir -p $d/pre-update $d/post-update
 printf '#!/bin/sh\necho "not today" >&2\nexit 3\n' >$d/pre-update/10-veto
 chmod +x $d/pre-update/10-veto`)
-	before := LVNames(g.LVs())
 	if r := g.ImgbaseResult("update", v2xfs); r.ExitCode != 1 || !strings.Contains(r.Stderr, "10-veto") {
 		t.Errorf("update with a failing pre-update hook: exit %d, stderr %q; want 1 naming the hook", r.ExitCode, r.Stderr)
 	}
@@ -42,7 +55,7 @@ rm $d/pre-update/10-veto
 printf '#!/bin/sh\necho "$@" >/run/pre-update.args\n' >$d/pre-update/10-record
 printf '#!/bin/sh\necho "$@" >/run/post-update.args\nexit 1\n' >$d/post-update/10-record
 chmod +x $d/pre-update/10-record $d/post-update/10-record`)
-	r := g.ImgbaseResult("update", v2xfs)
+	r = g.ImgbaseResult("update", v2xfs)
 	t.Logf("imgbase update %s: exit %d\n%s%s", v2xfs, r.ExitCode, r.Stdout, r.Stderr)
 	if r.ExitCode != 0 {
 		t.Fatalf("update with a failing post-update hook: exit %d, want 0", r.ExitCode)

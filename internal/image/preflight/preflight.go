@@ -165,7 +165,8 @@ func Check(pool Pool, boot Boot, plan Plan, removable []Removable) error {
 			fmt.Sprintf("grow the metadata: lvextend --poolmetadatasize +%dM %s", mib(need.Metadata-free), pool.Name)))
 	}
 	if need.Boot > boot.Free {
-		short = append(short, shortage("/boot", need.Boot, boot.Free, removable, func(r Removable) int64 { return r.BootBytes }, ""))
+		short = append(short, shortage("/boot", need.Boot, boot.Free, removable, func(r Removable) int64 { return r.BootBytes },
+			"free space on /boot (a layer removed with 'imgbase layer --remove' takes its kernel files along)"))
 	}
 	if short != nil {
 		return &ShortageError{Shortages: short}

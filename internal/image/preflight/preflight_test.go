@@ -117,6 +117,11 @@ func TestMetadataAndBootShort(t *testing.T) {
 	if bt.What != "/boot" || bt.Need != 80*MiB || bt.Free != 50*MiB || !bt.Enough || !reflect.DeepEqual(bt.Remove, []string{"Base-1-0+1"}) {
 		t.Fatalf("boot: %+v", bt)
 	}
+	// With nothing to remove, the message still says what to do.
+	err = Check(pool10G(0, 0), b, plan, nil)
+	if err == nil || !strings.HasSuffix(err.Error(), "; /boot: need 80.0 MiB, free 50.0 MiB, free space on /boot (a layer removed with 'imgbase layer --remove' takes its kernel files along)") {
+		t.Fatalf("boot short, nothing removable: %v", err)
+	}
 }
 
 func TestBadChunk(t *testing.T) {
