@@ -18,12 +18,15 @@ const logFile = "var/log/imgbased.log"
 // when the file cannot be written, a warning says so and the command goes on.
 func (a *app) openLog(path string) {
 	w := appendFile(path)
-	a.log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil || !w.ok() {
+	err := os.MkdirAll(filepath.Dir(path), 0o755)
+	if err == nil {
+		_, err = w.Write(nil) // creates the file, or says why it cannot be
+	}
+	if err != nil {
 		fmt.Fprintf(a.stderr, "imgbase: warning: cannot write %s; this run is not logged there\n", path)
-		a.log = nil
 		return
 	}
+	a.log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a.log.Info("imgbase started", "args", strings.Join(a.args, " "), "pid", os.Getpid(), "version", version)
 }
 
@@ -31,14 +34,6 @@ func (a *app) openLog(path string) {
 // /var/log while imgbase runs (volume --create /var/log) gets the rest of
 // the trace, not the file hidden under it.
 type appendFile string
-
-func (f appendFile) ok() bool {
-	fd, err := os.OpenFile(string(f), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-	if err == nil {
-		fd.Close()
-	}
-	return err == nil
-}
 
 func (f appendFile) Write(p []byte) (int, error) {
 	fd, err := os.OpenFile(string(f), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
