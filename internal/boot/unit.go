@@ -19,10 +19,13 @@ const (
 //go:embed imgbase-boot-success.service imgbase-recover.service
 var units embed.FS
 
+// unitNames are the units InstallUnits installs and UnitPaths names.
+var unitNames = []string{SuccessUnit, RecoverUnit}
+
 // UnitPaths are the files InstallUnits writes, relative to the root.
 func UnitPaths() []string {
 	var out []string
-	for _, name := range []string{SuccessUnit, RecoverUnit} {
+	for _, name := range unitNames {
 		out = append(out, unitPath(name), wantsPath(name))
 	}
 	return out
@@ -38,7 +41,7 @@ func wantsPath(name string) string {
 // interrupted update is dealt with. dry, when set, receives what would be
 // written instead.
 func InstallUnits(root string, dry func(string)) error {
-	for _, name := range []string{SuccessUnit, RecoverUnit} {
+	for _, name := range unitNames {
 		if err := installUnit(root, name, dry); err != nil {
 			return err
 		}
