@@ -27,7 +27,7 @@ vm-check:
 	@set -e; vars=$$($(VM_BUILD) all); \
 	echo "$$vars"; \
 	env $$vars IMGBASE_BIN=$(CURDIR)/$(BIN) $(GO) test -tags vm ./test/vm/... -v -count=1 \
-		-timeout $(VM_TEST_TIMEOUT) -run '$(VM_RUN)'
+		-timeout $(VM_TEST_TIMEOUT) -run '$(VM_RUN)' $(GOTESTFLAGS)
 
 demo: build
 	@set -e; vars=$$($(VM_BUILD) all); \
