@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"bytes"
 	"embed"
 	"fmt"
 	"os"
@@ -16,11 +17,18 @@ const (
 	RecoverUnit = "imgbase-recover.service"
 )
 
+// PackagedBinary is where the .deb and .rpm put imgbase, and so what the
+// unit files name in ExecStart.
+const PackagedBinary = "/usr/sbin/imgbase"
+
 //go:embed imgbase-boot-success.service imgbase-recover.service
 var units embed.FS
 
 // unitNames are the units InstallUnits installs and UnitPaths names.
 var unitNames = []string{SuccessUnit, RecoverUnit}
+
+// vendorUnitDirs are where a distribution's package puts unit files.
+var vendorUnitDirs = []string{"usr/lib/systemd/system", "lib/systemd/system"}
 
 // UnitPaths are the files InstallUnits writes, relative to the root.
 func UnitPaths() []string {
@@ -36,21 +44,51 @@ func wantsPath(name string) string {
 	return filepath.Join("etc/systemd/system/multi-user.target.wants", name)
 }
 
-// InstallUnits installs and enables imgbase's units in the root directory
-// of a layer, so that a trial boot of that layer can succeed and an
-// interrupted update is dealt with. dry, when set, receives what would be
-// written instead.
-func InstallUnits(root string, dry func(string)) error {
+// ShipsUnits reports whether the tree at root has imgbase's units where a
+// package installs them: such an image (one that carries the imgbase
+// package) enabled them when it was built, and its own copies, matching its
+// own binary, must win over the running system's.
+func ShipsUnits(root string) bool {
 	for _, name := range unitNames {
-		if err := installUnit(root, name, dry); err != nil {
+		found := false
+		for _, dir := range vendorUnitDirs {
+			if st, err := os.Stat(filepath.Join(root, dir, name)); err == nil && st.Mode().IsRegular() {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// InstallUnits installs and enables imgbase's units in the root directory
+// of a layer whose image does not ship them, so that a trial boot of that
+// layer can succeed and an interrupted update is dealt with. bin is the
+// absolute path, inside the layer, of the imgbase the units run. dry, when
+// set, receives what would be written instead.
+func InstallUnits(root, bin string, dry func(string)) error {
+	for _, name := range unitNames {
+		if err := installUnit(root, name, bin, dry); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func installUnit(root, name string, dry func(string)) error {
+// UnitFile returns a unit's content with ExecStart naming bin.
+func UnitFile(name, bin string) ([]byte, error) {
 	content, err := units.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.ReplaceAll(content, []byte("ExecStart="+PackagedBinary+" "), []byte("ExecStart="+bin+" ")), nil
+}
+
+func installUnit(root, name, bin string, dry func(string)) error {
+	content, err := UnitFile(name, bin)
 	if err != nil {
 		return err
 	}

@@ -220,14 +220,7 @@ func (h *Host) editLayer(ctx context.Context, t *layout.Tree, base *layout.Base,
 	if h.Boot == nil {
 		return nil
 	}
-	var dry func(string)
-	if h.Dry() {
-		dry = func(p string) { fmt.Fprintf(h.Out, "# write %s\n", p) }
-	}
-	if err := boot.InstallUnits(mnt, dry); err != nil {
-		return err
-	}
-	if err := h.installSelf(mnt); err != nil {
+	if err := h.installUnits(mnt); err != nil {
 		return err
 	}
 	if setup.noBoot {
@@ -306,37 +299,60 @@ func (h *Host) refuseDefault(layers ...string) error {
 	return nil
 }
 
-// installSelf copies the running imgbase into a layer whose image does not
-// ship it: the layer's units run imgbase at boot (marking a trial boot
-// good, recovering an interrupted update), and without it every trial of
-// that layer would fall back.
-func (h *Host) installSelf(mnt string) error {
+// installUnits gives a layer imgbase's units, and the imgbase they run,
+// when its image does not ship the package: the units run imgbase at boot
+// (marking a trial boot good, recovering an interrupted update), and
+// without them every trial of that layer would fall back. An image that
+// carries the package keeps its own units and binary untouched.
+func (h *Host) installUnits(mnt string) error {
+	if boot.ShipsUnits(mnt) {
+		return nil
+	}
+	bin, err := h.installSelf(mnt)
+	if err != nil {
+		return err
+	}
+	var dry func(string)
+	if h.Dry() {
+		dry = func(p string) { fmt.Fprintf(h.Out, "# write %s\n", p) }
+	}
+	return boot.InstallUnits(mnt, bin, dry)
+}
+
+// installSelf returns the path, inside the layer, of the imgbase its units
+// are to run: the image's own if it has one, else a copy of the running
+// imgbase put into /usr/local/sbin.
+func (h *Host) installSelf(mnt string) (string, error) {
 	for _, dir := range []string{"usr/local/sbin", "usr/local/bin", "usr/sbin", "usr/bin", "sbin", "bin"} {
 		if st, err := os.Stat(filepath.Join(mnt, dir, "imgbase")); err == nil && st.Mode().IsRegular() {
-			return nil
+			return "/" + dir + "/imgbase", nil
 		}
 	}
-	dst := filepath.Join(mnt, "usr/local/sbin/imgbase")
+	const inLayer = "/usr/local/sbin/imgbase"
+	dst := filepath.Join(mnt, inLayer)
 	if h.Dry() {
 		fmt.Fprintf(h.Out, "# write %s\n", dst)
-		return nil
+		return inLayer, nil
 	}
 	self := h.Self
 	if self == "" {
 		var err error
 		if self, err = os.Executable(); err != nil {
-			return fmt.Errorf("cannot find imgbase's own executable to put into the layer: %w", err)
+			return "", fmt.Errorf("cannot find imgbase's own executable to put into the layer: %w", err)
 		}
 	}
 	data, err := os.ReadFile(self)
 	if err != nil {
-		return fmt.Errorf("cannot copy imgbase into the layer: %w", err)
+		return "", fmt.Errorf("cannot copy imgbase into the layer: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return fmt.Errorf("cannot copy imgbase into the layer: %w", err)
+		return "", fmt.Errorf("cannot copy imgbase into the layer: %w", err)
 	}
 	h.Log.Info("the layer's image has no imgbase: copying this one in", "to", dst)
-	return atomicfile.Write(dst, data, 0o755)
+	if err := atomicfile.Write(dst, data, 0o755); err != nil {
+		return "", err
+	}
+	return inLayer, nil
 }
 
 // syncFS flushes the filesystem mounted at dir to disk.
