@@ -22,15 +22,12 @@ const (
 	EnvDisk    = "IMGBASE_VM_DISK"    // host disk image (raw)
 	EnvPayload = "IMGBASE_VM_PAYLOAD" // ext4 disk with v1/v2 .img and .squashfs
 	EnvKernel  = "IMGBASE_VM_KERNEL"  // the image's kernel, for the KVM probe
-	EnvBin     = "IMGBASE_BIN"        // imgbase binary copied into each guest
+	EnvDeb     = "IMGBASE_DEB"        // the imgbase .deb installed in each guest
 	EnvAccel   = "IMGBASE_VM_ACCEL"   // force "tcg" or "kvm"
 )
 
 // PayloadDir is where Boot mounts the payload disk in the guest.
 const PayloadDir = "/mnt/payload"
-
-// ImgbasePath is where Boot installs the imgbase binary in the guest.
-const ImgbasePath = "/usr/local/sbin/imgbase"
 
 // tenMinutes bounds one command of a walk-through.
 const tenMinutes = 10 * time.Minute
@@ -121,13 +118,32 @@ func (g *Guest) waitBoot(notBoot string) {
 	if err := g.Ready(ctx, notBoot); err != nil {
 		g.t.Fatalf("%v (serial log: %s)", err, g.SerialLog())
 	}
-	// Every boot gets the binary under test: a layer of a new base does
-	// not have the copy made into an earlier one.
-	if bin := os.Getenv(EnvBin); bin != "" {
-		if err := g.CopyIn(bin, ImgbasePath, 0o755); err != nil {
-			g.t.Fatal(err)
-		}
+	if err := g.InstallPackage(debUnderTest(g.t)); err != nil {
+		g.t.Fatal(err)
 	}
+}
+
+var (
+	debOnce sync.Once
+	deb     *Package
+	debErr  error
+)
+
+// debUnderTest is the package every guest installs, read once per run.
+func debUnderTest(t testing.TB) *Package {
+	t.Helper()
+	debOnce.Do(func() {
+		path := os.Getenv(EnvDeb)
+		if path == "" {
+			debErr = fmt.Errorf("%s not set: run the VM tests with `make check`", EnvDeb)
+			return
+		}
+		deb, debErr = OpenPackage(path)
+	})
+	if debErr != nil {
+		t.Fatal(debErr)
+	}
+	return deb
 }
 
 // Run runs argv in the guest and logs the command line, exit code and time.

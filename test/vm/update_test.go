@@ -103,9 +103,13 @@ useradd -u 4321 -M -s /bin/sh imgtester
 	if r := g.ImgbaseResult("check"); r.ExitCode != 0 {
 		t.Errorf("imgbase check after the update: exit %d\n%s%s", r.ExitCode, r.Stdout, r.Stderr)
 	}
-	// The test image does not ship imgbase (a real one would): put it in
-	// the new layer so that its success unit can mark the trial good.
-	g.InLayer(v2layer, `install -D -m 0755 `+ImgbasePath+` "$M`+ImgbasePath+`"`)
+	// The test image does not ship imgbase: the update put a copy in, and
+	// units that run it.
+	if got := g.InLayer(v2layer, `test -x "$M/usr/local/sbin/imgbase" || echo "no /usr/local/sbin/imgbase"
+grep -qx 'ExecStart=/usr/local/sbin/imgbase boot --mark-good' "$M/etc/systemd/system/imgbase-boot-success.service" || echo "the unit does not run it"
+true`); got != "" {
+		t.Errorf("the new layer of an image without imgbase:\n%s", got)
+	}
 
 	g.ExpectBooted(g.Reboot(), v2layer, "the update's trial boot")
 	if s := g.WaitStarted(); s != "active success" {

@@ -46,10 +46,16 @@ func run() error {
 		return fmt.Errorf("%w (serial log: %s)", err, m.SerialLog())
 	}
 	say("booted in %s", time.Since(start).Round(time.Second))
-	if err := m.CopyIn(os.Getenv(vm.EnvBin), vm.ImgbasePath, 0o755); err != nil {
+	pkg, err := vm.OpenPackage(os.Getenv(vm.EnvDeb))
+	if err != nil {
+		return err
+	}
+	say("installing %s with dpkg -i", pkg.Path)
+	if err := m.InstallPackage(pkg); err != nil {
 		return err
 	}
 	d := demo{m: m}
+	d.sh("dpkg-query -W imgbase; systemctl is-enabled imgbase-boot-success.service imgbase-recover.service")
 	d.sh("findmnt -no SOURCE / ; cat /usr/share/imgbase/build/meta/nvr")
 	d.sh("lvs -o lv_name,lv_tags,origin,lv_attr,lv_size HostVG")
 	d.expectFail("imgbase layout") // nothing to show before --init
@@ -62,8 +68,12 @@ func run() error {
 	d.sh("findmnt -no SOURCE /; imgbase layer --current")
 	// The admin's changes that the update must carry to the new base.
 	d.sh(`echo 'Welcome, set by the admin' >>/etc/motd; useradd -u 4321 -M -s /bin/sh operator2; rm /etc/issue.net`)
-	d.sh("imgbase --dry update /mnt/payload/v2.squashfs")
-	d.sh("imgbase update /mnt/payload/v2.squashfs")
+	say("making v2 an image that carries the imgbase package, as a vendor's image build would")
+	if err := m.PackagedImage(pkg, "/mnt/payload/v2.img", "/var/tmp/v2.img"); err != nil {
+		return err
+	}
+	d.sh("imgbase --dry update /var/tmp/v2.img")
+	d.sh("imgbase update /var/tmp/v2.img && rm /var/tmp/v2.img")
 	d.sh("imgbase layout; imgbase boot --status")
 
 	if err := d.reboot("rebooting: the new layer is tried once"); err != nil {
@@ -72,6 +82,7 @@ func run() error {
 	d.sh("findmnt -no SOURCE /; cat /usr/share/imgbase-test/version")
 	d.sh(`tail -n1 /etc/motd; id operator2; test ! -e /etc/issue.net && echo "/etc/issue.net stays deleted"`)
 	d.sh("systemctl is-system-running --wait >/dev/null || true; systemctl is-active imgbase-boot-success.service && imgbase boot --status")
+	d.sh("systemctl show -p FragmentPath imgbase-boot-success.service; command -v imgbase") // the image's own, from its package
 
 	// The seeds' commands on the updated host.
 	d.sh("imgbase base --latest")

@@ -1,0 +1,58 @@
+//go:build vm
+
+package vm
+
+import (
+	"strings"
+	"testing"
+)
+
+// Issue #10 on one guest: imgbase installed from its .deb (by the harness,
+// dpkg -i), its units enabled by the package; an update from an image that
+// carries the package keeps the image's own units and binary, and the
+// trial boot into it is marked good by the packaged unit.
+func TestPackagedUpdate(t *testing.T) {
+	t.Parallel()
+	g := Boot(t)
+	l1, v2layer := nvr1+"+1", nvr2+"+1"
+	if p := strings.TrimSpace(g.MustShell("command -v imgbase")); p != ImgbasePath {
+		t.Errorf("command -v imgbase = %q, want %s (the package's)", p, ImgbasePath)
+	}
+	if s := strings.TrimSpace(g.MustShell("dpkg-query -W -f '${Status}' imgbase")); s != "install ok installed" {
+		t.Errorf("dpkg-query: imgbase is %q", s)
+	}
+	if e := strings.Fields(g.MustShell("systemctl is-enabled imgbase-boot-success.service imgbase-recover.service || true")); strings.Join(e, " ") != "enabled enabled" {
+		t.Errorf("systemctl is-enabled of the units: %q, want enabled enabled", e)
+	}
+	g.Imgbase("layout", "--init")
+	g.ExpectBooted(g.Reboot(), l1, "after layout --init")
+
+	pkgImg := "/var/tmp/v2-packaged.img"
+	if err := g.PackagedImage(debUnderTest(t), v2img, pkgImg); err != nil {
+		t.Fatal(err)
+	}
+	out := g.Imgbase("update", pkgImg)
+	t.Logf("imgbase update %s:\n%s", pkgImg, out)
+	g.MustRun("rm", pkgImg)
+	// The image ships the package: imgbase adds no unit and no binary of
+	// its own to the new layer.
+	got := g.InLayer(v2layer, `for f in etc/systemd/system/imgbase-boot-success.service usr/local/sbin/imgbase; do
+  test -e "$M/$f" && echo "imgbase wrote $f"; done
+test -f "$M/lib/systemd/system/imgbase-boot-success.service" || echo "the image's unit is missing"
+test -L "$M/etc/systemd/system/multi-user.target.wants/imgbase-boot-success.service" || echo "the image's unit is not enabled"
+true`)
+	if got != "" {
+		t.Errorf("the new layer of a packaged image:\n%s", got)
+	}
+
+	g.ExpectBooted(g.Reboot(), v2layer, "the packaged update's trial boot")
+	if s := g.WaitStarted(); s != "active success" {
+		t.Errorf("imgbase-boot-success.service on the trial boot: %q, want active success", s)
+	}
+	if f := strings.TrimSpace(g.MustShell("systemctl show -p FragmentPath --value imgbase-boot-success.service")); f != "/lib/systemd/system/imgbase-boot-success.service" && f != "/usr/lib/systemd/system/imgbase-boot-success.service" {
+		t.Errorf("the trial was judged by %s, want the packaged unit", f)
+	}
+	if d := strings.TrimSpace(g.Imgbase("boot", "--get-default")); d != v2layer {
+		t.Errorf("after the trial boot, boot --get-default = %q, want %s", d, v2layer)
+	}
+}
