@@ -123,7 +123,7 @@ func (h *Host) createLayer(ctx context.Context, u *undo.Stack, t *layout.Tree, b
 		return nil, err
 	}
 	if fstype == "" {
-		h.Log.Warn("the base holds no filesystem: the layer has no fstab and no boot entry", "layer", name, "base", base.Name())
+		h.Log.Warn("the layer has no fstab and no boot entry; its base holds no filesystem yet", "layer", name, "base", base.Name())
 		res.NoFS = true
 		return res, nil
 	}

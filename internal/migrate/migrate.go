@@ -180,7 +180,7 @@ func (m *merger) top(ctx context.Context, rel string) error {
 		}
 	}()
 	if dirs[2] < 0 {
-		m.log.Warn("not carried: its parent directory is missing from the new layer", "path", "/"+rel)
+		m.log.Warn("not carried over; its parent directory is missing from the new layer", "path", "/"+rel)
 		return nil
 	}
 	name := parts[len(parts)-1]
