@@ -335,7 +335,7 @@ func (h *Host) installSelf(mnt string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("cannot copy imgbase into the layer: %w", err)
 	}
-	h.Log.Info("the layer's image has no imgbase: copying this one in", "to", dst)
+	h.Log.Info("copying this imgbase into the layer, whose image has none", "to", dst)
 	return atomicfile.Write(dst, data, 0o755)
 }
 

@@ -16,9 +16,9 @@ import (
 //
 //	PROG: [LEVEL: ]MESSAGE[: SUBJECT][ (KEY VALUE, …)][; REST]
 //
-// The first attribute is the record's subject and follows the message
-// after a colon; the others go in parentheses, errors ("err", "why")
-// without their key. When the message has a "; " the attributes go before
+// The first attribute, when it is a string (a path, a name), is the
+// record's subject and follows the message after a colon; the others go
+// in parentheses, errors ("err", "why") without their key. When the message has a "; " the attributes go before
 // it, with what happened rather than after the advice that follows.
 type Handler struct {
 	prog  string
@@ -100,7 +100,7 @@ func Sentence(msg string, attrs []slog.Attr) string {
 	for _, a := range flatten(nil, "", attrs) {
 		v := oneLine(value(a.Value))
 		switch {
-		case subject == "" && len(rest) == 0 && !isReason(a.Key):
+		case subject == "" && len(rest) == 0 && !isReason(a.Key) && a.Value.Kind() == slog.KindString:
 			subject = v
 		case isReason(a.Key):
 			rest = append(rest, v)

@@ -16,7 +16,8 @@ func TestSentences(t *testing.T) {
 	log.Warn("cannot reload systemd after changing /etc/fstab; run 'systemctl daemon-reload'", "err", errors.New("exit status 1"))
 	log.Info("running hook", "phase", "post-update", "hook", "/h/10-x", "args", []string{"Base-2-0", "Base-2-0+1"})
 	log.With("tx", "update").Info("committed")
-	log.WithGroup("g").Info("grouped", "a", 1, "b", 2)
+	log.WithGroup("g").Info("grouped", "a", "x", "b", 2)
+	log.Info("configuration carried over", "taken", 3, "kept", 1)
 	log.Error("imgbase failed", "err", errors.New("boom"))
 	log.Debug("not shown", "cmd", "lvs")
 	want := strings.Join([]string{
@@ -25,7 +26,8 @@ func TestSentences(t *testing.T) {
 		"imgbase: warning: cannot reload systemd after changing /etc/fstab (exit status 1); run 'systemctl daemon-reload'",
 		"imgbase: running hook: post-update (hook /h/10-x, args Base-2-0 Base-2-0+1)",
 		"imgbase: committed: update",
-		"imgbase: grouped: 1 (g.b 2)",
+		"imgbase: grouped: x (g.b 2)",
+		"imgbase: configuration carried over (taken 3, kept 1)",
 		"imgbase: error: imgbase failed (boom)",
 	}, "\n") + "\n"
 	if got := b.String(); got != want {

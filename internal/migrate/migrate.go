@@ -199,7 +199,7 @@ func (m *merger) top(ctx context.Context, rel string) error {
 		}
 	}
 	if r == nil {
-		m.log.Info("nothing to carry: missing from the running layer", "path", "/"+rel)
+		m.log.Info("nothing to carry; missing from the running layer", "path", "/"+rel)
 		return nil
 	}
 	if err := m.merge(ctx, o, r, n, dirs[2], name, rel); err != nil {
