@@ -2,7 +2,8 @@
 GO ?= go
 BIN := bin/imgbase
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null)
+GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)"
 
 .PHONY: build unit test deps fuzz bench vet clean
 

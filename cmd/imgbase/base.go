@@ -21,10 +21,12 @@ func (a *app) baseCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "base (--add [NVR] --size SIZE [IMAGE] | --remove NVR | --latest | --of-layer LAYER)",
 		Short: "Add, remove or find bases",
-		Example: `  imgbase base --add Base-2-0 --size 1G
-  imgbase base --add --size 1G /tmp/rootfs.img
+		Example: `  imgbase base --add Base-2-0 --size 1G         # an empty base
+  imgbase base --add --size 1G /tmp/rootfs.img  # from a raw ext4/XFS image; NVR from its metadata
   imgbase base --latest
-  imgbase base --remove Base-1-0`,
+  imgbase base --of-layer Base-1-0+1
+  imgbase base --pin Base-1-0                   # never garbage-collect this base
+  imgbase base --remove Base-1-0                # with its layers; never the base of the running layer`,
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if countTrue(add, latest, remove != "", ofLayer != "", pin != "", unpin != "") != 1 {
@@ -113,6 +115,8 @@ func (a *app) baseCommand() *cobra.Command {
 	f.StringVar(&pin, "pin", "", "keep base `NVR` when old bases are removed after an update")
 	f.StringVar(&unpin, "unpin", "", "let base `NVR` be removed again")
 	img.register(f)
+	a.completeFlags(c, bases, "remove", "pin", "unpin")
+	a.completeFlags(c, layers, "of-layer")
 	return c
 }
 

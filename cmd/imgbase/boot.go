@@ -17,10 +17,11 @@ func (a *app) bootCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "boot (--list | --get-default | --set-default LAYER | --next LAYER | --status | --setup | --mark-good)",
 		Short: "Choose which layer boots",
-		Example: `  imgbase boot --list
+		Example: `  imgbase boot --list                    # * marks the default
+  imgbase boot --get-default
   imgbase boot --set-default Base-1-0+1
-  imgbase boot --next Base-2-0+1      # one boot only
-  imgbase boot --status`,
+  imgbase boot --next Base-2-0+1         # the next boot only
+  imgbase boot --status                  # what boots, what is on trial, what happened at past boots`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if countTrue(list, getDefault, setup, status, markGood, setDefault != "", next != "") != 1 {
@@ -120,6 +121,7 @@ func (a *app) bootCommand() *cobra.Command {
 	f.BoolVar(&status, "status", false, "say what boots, what is on trial, and what happened at past boots")
 	f.BoolVar(&setup, "setup", false, "(re)wire the boot loader to read imgbase's entries")
 	f.BoolVar(&markGood, "mark-good", false, "mark this boot good (run by imgbase-boot-success.service)")
+	a.completeFlags(c, layers, "set-default", "next")
 	return c
 }
 
@@ -138,10 +140,11 @@ func (a *app) requireLayer(s *session, name string) error {
 func (a *app) rollbackCommand() *cobra.Command {
 	var to string
 	c := &cobra.Command{
-		Use:     "rollback [--to LAYER]",
-		Short:   "Make the previous (or the named) layer the default",
-		Example: "  imgbase rollback\n  imgbase rollback --to Base-1-0+1",
-		Args:    cobra.NoArgs,
+		Use:   "rollback [--to LAYER]",
+		Short: "Make the previous (or the named) layer the default",
+		Example: `  imgbase rollback                       # the previous layer becomes the default
+  imgbase rollback --to Base-1-0+1`,
+		Args: cobra.NoArgs,
 		RunE: a.withSession(true, func(cmd *cobra.Command, s *session) error {
 			if to != "" {
 				if err := a.requireLayer(s, to); err != nil {
@@ -160,14 +163,16 @@ func (a *app) rollbackCommand() *cobra.Command {
 		}),
 	}
 	c.Flags().StringVar(&to, "to", "", "the `LAYER` to boot by default (default: the one before the current default)")
+	a.completeFlags(c, layers, "to")
 	return c
 }
 
 func (a *app) checkCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "check",
-		Short: "Report boot problems: layers without entries, entries without layers, missing kernels",
-		Args:  cobra.NoArgs,
+		Use:     "check",
+		Short:   "Report boot problems: layers without entries, entries without layers, missing kernels",
+		Example: "  imgbase check\n  imgbase recover                        # repair what check reports",
+		Args:    cobra.NoArgs,
 		RunE: a.withSession(false, func(cmd *cobra.Command, s *session) error {
 			t, err := s.host.Layout(cmd.Context())
 			if err != nil {
@@ -203,9 +208,10 @@ func (a *app) printProblems(ps []boot.Problem) error {
 
 func (a *app) recoverCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "recover",
-		Short: "Repair what check reports and finish or undo an interrupted update",
-		Args:  cobra.NoArgs,
+		Use:     "recover",
+		Short:   "Repair what check reports and finish or undo an interrupted update",
+		Example: "  imgbase recover                        # also run at boot by imgbase-recover.service",
+		Args:    cobra.NoArgs,
 		RunE: a.withSession(true, func(cmd *cobra.Command, s *session) error {
 			out, err := s.host.Recover(cmd.Context())
 			if err != nil {

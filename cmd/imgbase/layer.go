@@ -18,10 +18,14 @@ func (a *app) layerCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "layer (--add [BASE|LAYER] | --remove LAYER | --latest | --current | --volume-path NAME)",
 		Short: "Add, remove or find layers",
-		Example: `  imgbase layer --add
-  imgbase layer --add Base-1-0
+		Example: `  imgbase layer --add                     # on the newest layer of the newest base
+  imgbase layer --add Base-1-0            # on a named base or layer
+  imgbase --debug layer --add
+  imgbase --debug --dry layer --add       # see what would run
+  imgbase layer --latest
   imgbase layer --current
-  imgbase layer --remove Base-1-0+2`,
+  imgbase layer --volume-path Base-1-0+1
+  imgbase layer --remove Base-1-0+2       # never the running layer`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if countTrue(add, latest, current, remove != "", volumePath != "") != 1 {
@@ -96,5 +100,8 @@ func (a *app) layerCommand() *cobra.Command {
 	f.BoolVar(&latest, "latest", false, "print the newest layer of the newest base")
 	f.BoolVar(&current, "current", false, "print the running layer")
 	f.StringVar(&volumePath, "volume-path", "", "print the device path of base or layer `NAME`")
+	c.ValidArgsFunction = a.completeArgs(bases | layers)
+	a.completeFlags(c, layers, "remove")
+	a.completeFlags(c, bases|layers, "volume-path")
 	return c
 }

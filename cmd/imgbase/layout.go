@@ -17,8 +17,11 @@ func (a *app) layoutCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "layout [--init [NVR] [--from /|VG/LV|/dev/…]] [--bases|--layers|--free-space]",
 		Short: "Show the bases and layers, or create the layout from the running thin LV",
-		Example: `  imgbase layout
-  imgbase layout --init Base-1-0 --from /
+		Example: `  imgbase layout --init                     # from the thin LV holding /; NVR from /usr/share/imgbase/build/meta/nvr
+  imgbase layout --init Base-1-0 --from /   # or name the base and the LV (/, VG/LV or /dev/VG/LV)
+  imgbase layout
+  imgbase layout --bases
+  imgbase layout --layers
   imgbase layout --free-space --units g`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -104,6 +107,7 @@ func (a *app) layoutCommand() *cobra.Command {
 	f.BoolVar(&layers, "layers", false, "list the layers")
 	f.BoolVar(&free, "free-space", false, "print the free space of the thin pool")
 	f.StringVar(&units, "units", "b", "unit of --free-space: b, k, m or g")
+	completeWords(c, "units", "b", "k", "m", "g")
 	return c
 }
 

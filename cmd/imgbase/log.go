@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -23,7 +22,7 @@ func (a *app) openLog(path string) {
 		_, err = w.Write(nil) // creates the file, or says why it cannot be
 	}
 	if err != nil {
-		fmt.Fprintf(a.stderr, "imgbase: warning: cannot write %s; this run is not logged there\n", path)
+		slog.New(a.stderrHandler()).Warn("cannot write the log file; this run is not logged there", "path", path, "err", err)
 		return
 	}
 	a.log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -14,10 +14,9 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
-)
 
-// version is set at build time.
-var version = "dev"
+	"github.com/imgbase/imgbase/internal/logfmt"
+)
 
 // Exit codes.
 const (
@@ -80,7 +79,9 @@ type app struct {
 	args           []string // the command line, for messages and the log
 
 	debug, dry, json bool
+	version          bool
 	configPath       string
+	logFormat        logFormat
 	lockPath         string
 	lockTimeout      string
 
@@ -95,42 +96,78 @@ func (a *app) rootCommand() *cobra.Command {
 		Short: "Manage read-only bases and writable layers on LVM thin provisioning",
 		Long: `imgbase keeps every OS image as a read-only base (a thin LV) and runs the system on a
 writable layer (a thin snapshot of a base); each layer has its own boot entry.`,
-		Version:       version,
+		Example: `  imgbase layout --init                  # once: the running thin LV becomes the first base and layer
+  imgbase layout                         # the bases and their layers
+  imgbase update /var/tmp/node-4.5-1.squashfs.img
+  imgbase boot --status
+  imgbase rollback`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		Args:          cobra.NoArgs,
+		// imgbase handles --version itself, for --json.
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if a.version {
+				return a.printVersion()
+			}
+			return cmd.Help()
+		},
 	}
+	root.Flags().BoolVar(&a.version, "version", false, "print the version, the commit and the Go version it was built with")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usagef("%v; see 'imgbase %s --help'", err, c.Name()) })
 	pf := root.PersistentFlags()
 	pf.BoolVar(&a.debug, "debug", false, "log each command run, with its exit status and duration, on stderr")
 	pf.BoolVar(&a.dry, "dry", false, "print the commands that would change the system instead of running them")
 	pf.BoolVar(&a.json, "json", false, "print listings as JSON")
+	a.logFormat = "text"
+	pf.Var(&a.logFormat, "log-format", "how notes and warnings on stderr are written: text (sentences) or json (one object a line)")
 	pf.StringVar(&a.configPath, "config", "/etc/imgbased.conf", "configuration file (its .d directory is read too)")
 	pf.StringVar(&a.lockPath, "lock-file", "/run/imgbase.lock", "lock taken by commands that change the system")
 	pf.StringVar(&a.lockTimeout, "lock-timeout", "60s", "how long to wait for another imgbase to finish")
 	_ = pf.MarkHidden("lock-file")
+	completeWords(root, "log-format", "text", "json")
 	root.AddCommand(a.layoutCommand(), a.baseCommand(), a.layerCommand(), a.updateCommand(),
-		a.bootCommand(), a.rollbackCommand(), a.checkCommand(), a.recoverCommand(), a.volumeCommand())
+		a.bootCommand(), a.rollbackCommand(), a.checkCommand(), a.recoverCommand(), a.volumeCommand(), a.docsCommand())
+	// The packages install the completion scripts (see __docs).
+	root.CompletionOptions.HiddenDefaultCmd = true
 	return root
 }
 
+// logger is where a command's notes go: stderr (and the log file when one
+// is open).
 func (a *app) logger() *slog.Logger {
+	h := a.stderrHandler()
+	if a.log != nil {
+		h = slog.NewMultiHandler(h, a.log.Handler())
+	}
+	return slog.New(h)
+}
+
+// stderrHandler shows warnings as sentences for the admin; --debug shows
+// everything as slog's key=value lines, --log-format json as JSON lines.
+func (a *app) stderrHandler() slog.Handler {
 	level := slog.LevelWarn
 	if a.debug {
 		level = slog.LevelDebug
 	}
 	opts := &slog.HandlerOptions{Level: level}
-	if !a.debug {
-		// Without --debug only warnings show: keep them short.
-		opts.ReplaceAttr = func(groups []string, attr slog.Attr) slog.Attr {
-			if len(groups) == 0 && attr.Key == slog.TimeKey {
-				return slog.Attr{}
-			}
-			return attr
-		}
+	switch {
+	case a.logFormat == "json":
+		return slog.NewJSONHandler(a.stderr, opts)
+	case a.debug:
+		return slog.NewTextHandler(a.stderr, opts)
 	}
-	h := slog.Handler(slog.NewTextHandler(a.stderr, opts))
-	if a.log != nil {
-		h = slog.NewMultiHandler(h, a.log.Handler())
+	return logfmt.New(a.stderr, "imgbase", level)
+}
+
+// logFormat is --log-format's value; a bad one is a usage error at parse time.
+type logFormat string
+
+func (f *logFormat) String() string { return string(*f) }
+func (f *logFormat) Type() string   { return "text|json" }
+func (f *logFormat) Set(s string) error {
+	if s != "text" && s != "json" {
+		return fmt.Errorf("use text or json")
 	}
-	return slog.New(h)
+	*f = logFormat(s)
+	return nil
 }

@@ -205,7 +205,7 @@ func TestExitCodesAndRefusals(t *testing.T) {
 
 func TestVersionAndHelp(t *testing.T) {
 	c := newCLI(t, "running", 5)
-	if code, out, stderr := c.run(t, "--version"); code != 0 || !strings.Contains(out, "imgbase version") {
+	if code, out, stderr := c.run(t, "--version"); code != 0 || !strings.HasPrefix(out, "imgbase dev (commit ") {
 		t.Log(stderr)
 		t.Errorf("--version: %d %q", code, out)
 	}
@@ -407,7 +407,7 @@ func TestUnwritableLogDoesNotStopTheWork(t *testing.T) {
 	os.MkdirAll(filepath.Join(c.env.Root, "var"), 0o755)
 	os.WriteFile(filepath.Join(c.env.Root, "var/log"), []byte("not a directory"), 0o644)
 	code, _, stderr := c.run(t, "layer --add")
-	if code != 0 || !strings.Contains(stderr, "warning: cannot write "+filepath.Join(c.env.Root, "var/log/imgbased.log")) {
+	if code != 0 || !strings.HasPrefix(stderr, "imgbase: warning: cannot write the log file: "+filepath.Join(c.env.Root, "var/log/imgbased.log")+" (") {
 		t.Fatalf("layer --add with an unwritable log: %d %q", code, stderr)
 	}
 }

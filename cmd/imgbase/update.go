@@ -53,8 +53,9 @@ func (a *app) updateCommand() *cobra.Command {
 base, adds its first layer, carries the admin's /etc over from the running layer (three-way merge; a
 conflict keeps the admin's file and puts the image's beside it as FILE.imgnew), gives the layer a boot
 entry that is tried once, and then removes bases beyond images_to_keep.`,
-		Example: `  imgbase update /var/tmp/node-4.5-1.squashfs.img
-  imgbase update --format raw --sha256 3b1f… rootfs.img`,
+		Example: `  imgbase update /var/tmp/node-4.5-1.squashfs.img        # oVirt Node liveimg (LiveOS/rootfs.img inside)
+  imgbase update --format raw --sha256 3b1f… rootfs.img   # a raw ext4 or XFS filesystem image
+  imgbase boot --status                                  # after the reboot: was the trial boot good?`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if format != "" && format != "raw" && format != "liveimg" {
@@ -102,5 +103,6 @@ entry that is tried once, and then removes bases beyond images_to_keep.`,
 	f.StringVar(&sizeArg, "size", "", "size of the new base's LV (default: the image's filesystem size)")
 	f.StringVar(&nvrArg, "nvr", "", "name of the new base (default: from the image's build metadata)")
 	img.register(f)
+	completeWords(c, "format", "raw", "liveimg")
 	return c
 }

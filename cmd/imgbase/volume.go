@@ -103,5 +103,6 @@ change when another layer boots. --create moves the directory's contents into th
 	f.StringVar(&remove, "remove", "", "move `PATH`'s contents back into the layer and remove its volume")
 	f.BoolVar(&list, "list", false, "list the volumes")
 	f.StringVar(&freeHidden, "free-hidden", "", "delete the old contents hidden under the volume mounted on `PATH`")
+	a.completeFlags(c, volumes, "remove", "free-hidden")
 	return c
 }

@@ -280,7 +280,7 @@ func (m *Manager) RemoveLayer(ctx context.Context, layer string) error {
 			return err
 		}
 	} else if err == nil {
-		m.Log.Info("kept the layer's kernel directory: it holds other files", "dir", dir)
+		m.Log.Info("kept the layer's kernel directory; it holds other files", "dir", dir)
 	}
 	m.Log.Info("boot entry removed", "layer", layer)
 	return nil

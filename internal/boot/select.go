@@ -424,7 +424,7 @@ func (m *Manager) Setup(ctx context.Context) error {
 	// what can be read. GRUB could not read a damaged one either.
 	env, err := m.readEnv()
 	if err != nil {
-		m.Log.Warn("grubenv unreadable; writing an empty one", "path", m.grubenvPath(), "err", err)
+		m.Log.Warn("cannot read grubenv; writing an empty one", "path", m.grubenvPath(), "err", err)
 		env = grubenv.New()
 	}
 	return m.writeEnv(env)

@@ -56,7 +56,7 @@ func (m *Manager) readRecord() (record, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		// The record is informative only; a damaged one must not stop
 		// a boot from being marked good.
-		m.Log.Warn("boot status record unreadable; starting a new one", "path", m.statusPath(), "err", err)
+		m.Log.Warn("cannot read the boot status record; starting a new one", "path", m.statusPath(), "err", err)
 		return record{}, nil
 	}
 	return r, nil

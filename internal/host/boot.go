@@ -31,7 +31,7 @@ func (b BootManager) AddLayer(ctx context.Context, l BootLayer) error {
 	if b.M.Loader == boot.LoaderNone {
 		// Entries are still written (a loader set up later reads them),
 		// but there is nothing to select with.
-		b.M.Log.Warn("no boot loader imgbase knows in /boot: the entry is written, nothing selects it; see 'imgbase boot --setup'", "layer", l.Name)
+		b.M.Log.Warn("no boot loader imgbase knows in /boot selects the new entry; see 'imgbase boot --setup'", "layer", l.Name)
 		_, err := b.M.AddLayer(ctx, boot.Layer{Name: l.Name, NVR: l.Base, VG: l.VG, KernelSrcDir: src}, false)
 		return err
 	}

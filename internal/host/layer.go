@@ -123,7 +123,7 @@ func (h *Host) createLayer(ctx context.Context, u *undo.Stack, t *layout.Tree, b
 		return nil, err
 	}
 	if fstype == "" {
-		h.Log.Warn("the base holds no filesystem: the layer has no fstab and no boot entry", "layer", name, "base", base.Name())
+		h.Log.Warn("the layer has no fstab and no boot entry; its base holds no filesystem yet", "layer", name, "base", base.Name())
 		res.NoFS = true
 		return res, nil
 	}
@@ -348,7 +348,7 @@ func (h *Host) installSelf(mnt string) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return "", fmt.Errorf("cannot copy imgbase into the layer: %w", err)
 	}
-	h.Log.Info("the layer's image has no imgbase: copying this one in", "to", dst)
+	h.Log.Info("copying this imgbase into the layer, whose image has none", "to", dst)
 	if err := atomicfile.Write(dst, data, 0o755); err != nil {
 		return "", err
 	}

@@ -180,7 +180,7 @@ func (m *merger) top(ctx context.Context, rel string) error {
 		}
 	}()
 	if dirs[2] < 0 {
-		m.log.Warn("not carried: its parent directory is missing from the new layer", "path", "/"+rel)
+		m.log.Warn("not carried over; its parent directory is missing from the new layer", "path", "/"+rel)
 		return nil
 	}
 	name := parts[len(parts)-1]
@@ -199,7 +199,7 @@ func (m *merger) top(ctx context.Context, rel string) error {
 		}
 	}
 	if r == nil {
-		m.log.Info("nothing to carry: missing from the running layer", "path", "/"+rel)
+		m.log.Info("nothing to carry; missing from the running layer", "path", "/"+rel)
 		return nil
 	}
 	if err := m.merge(ctx, o, r, n, dirs[2], name, rel); err != nil {

@@ -77,7 +77,7 @@ func (m *Manager) editLayerFstab(ctx context.Context, u *undo.Stack, t *layout.T
 			return err
 		}
 		if fstype == "" {
-			m.Log.Warn("layer holds no filesystem: its fstab is left alone", "layer", l.Name())
+			m.Log.Warn("the layer holds no filesystem; its fstab is left alone", "layer", l.Name())
 			return nil
 		}
 	}

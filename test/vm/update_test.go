@@ -197,11 +197,11 @@ func poolFull(t *testing.T, g *Guest) {
 		if r.ExitCode != 1 {
 			t.Errorf("update %s on a full pool: exit %d, want 1 (refused)", img, r.ExitCode)
 		}
-		// The error is one line; log lines (the unverified-image warning)
-		// are apart from it.
+		// The error is one line; warnings (the unverified image) are
+		// apart from it.
 		var errs []string
 		for _, l := range strings.Split(msg, "\n") {
-			if !strings.HasPrefix(l, "level=") {
+			if !strings.HasPrefix(l, "imgbase: warning: ") {
 				errs = append(errs, l)
 			}
 		}
