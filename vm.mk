@@ -21,14 +21,14 @@ runtime-layout.squash:
 	@$(VM_BUILD) squash
 
 # check: the real-system suite (seeds' walk-throughs on real LVM in QEMU).
-check: build vm-check
+check: package vm-check
 
 vm-check:
 	@set -e; vars=$$($(VM_BUILD) all); \
 	echo "$$vars"; \
-	env $$vars IMGBASE_BIN=$(CURDIR)/$(BIN) $(GO) test -tags vm ./test/vm/... -v -count=1 \
+	env $$vars IMGBASE_DEB=$(DEB) $(GO) test -tags vm ./test/vm/... -v -count=1 \
 		-timeout $(VM_TEST_TIMEOUT) -run '$(VM_RUN)' $(GOTESTFLAGS)
 
-demo: build
+demo: package
 	@set -e; vars=$$($(VM_BUILD) all); \
-	env $$vars IMGBASE_BIN=$(CURDIR)/$(BIN) $(GO) run -tags vm ./test/vm/demo
+	env $$vars IMGBASE_DEB=$(DEB) $(GO) run -tags vm ./test/vm/demo

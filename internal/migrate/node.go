@@ -86,7 +86,7 @@ func statAt(dirfd int, name, rel string) (*node, error) {
 	n := &node{
 		dirfd: dirfd, name: name, rel: rel,
 		perm: st.Mode & 0o7777, uid: st.Uid, gid: st.Gid, size: st.Size,
-		rdev: st.Rdev, dev: st.Dev, ino: st.Ino, nlink: st.Nlink,
+		rdev: st.Rdev, dev: st.Dev, ino: st.Ino, nlink: uint64(st.Nlink), // uint32 on arm64
 		atime: st.Atim, mtime: st.Mtim, ctime: st.Ctim,
 	}
 	switch st.Mode & unix.S_IFMT {
