@@ -3,6 +3,7 @@
 package vm
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -54,5 +55,62 @@ true`)
 	}
 	if d := strings.TrimSpace(g.Imgbase("boot", "--get-default")); d != v2layer {
 		t.Errorf("after the trial boot, boot --get-default = %q, want %s", d, v2layer)
+	}
+
+	t.Run("Concurrent", func(t *testing.T) { concurrent(t, g) })
+}
+
+// concurrent starts four commands that change the system at once (#14):
+// the lock serialises them, so each one succeeds or fails with the lock's
+// message, and the layout they leave is consistent.
+func concurrent(t *testing.T, g *Guest) {
+	// Keep every base: garbage collection by the update would make the
+	// base --remove fail for another reason than the lock.
+	g.MustShell("mkdir -p /etc/imgbased.conf.d && printf '[update]\nimages_to_keep = 9\n' >/etc/imgbased.conf.d/keep.conf")
+	defer g.MustRun("rm", "/etc/imgbased.conf.d/keep.conf")
+	g.Imgbase("base", "--add", "Spare-1-0", "--size", "256M")
+	cmds := []string{
+		"imgbase --lock-timeout 2s layer --add",
+		"imgbase layer --add",
+		"imgbase update --nvr imgbase-test-3.0-1 " + v2img,
+		"imgbase --lock-timeout 2s base --remove Spare-1-0",
+	}
+	var script strings.Builder
+	script.WriteString("cd /var/tmp\n")
+	for i, c := range cmds {
+		fmt.Fprintf(&script, "%s >c%d.out 2>c%d.err & p%d=$!\n", c, i, i, i)
+	}
+	for i := range cmds {
+		fmt.Fprintf(&script, "wait $p%d; echo \"$?\"\n", i)
+	}
+	codes := strings.Fields(g.MustShell(script.String()))
+	if len(codes) != len(cmds) {
+		t.Fatalf("exit codes %q for %d commands", codes, len(cmds))
+	}
+	succeeded := 0
+	for i, c := range cmds {
+		errOut := strings.TrimSpace(g.MustRun("cat", fmt.Sprintf("/var/tmp/c%d.err", i)))
+		t.Logf("%s: exit %s %s", c, codes[i], errOut)
+		switch {
+		case codes[i] == "0":
+			succeeded++
+		case codes[i] == "1" && strings.Contains(errOut, "another imgbase is running"):
+		default:
+			t.Errorf("%s: exit %s, want success or the lock's refusal: %s", c, codes[i], errOut)
+		}
+	}
+	if succeeded == 0 {
+		t.Errorf("no command succeeded")
+	}
+	if r := g.ImgbaseResult("check"); r.ExitCode != 0 {
+		t.Errorf("imgbase check after the concurrent commands: exit %d\n%s%s", r.ExitCode, r.Stdout, r.Stderr)
+	}
+	list := g.Imgbase("boot", "--list")
+	layers := strings.Fields(g.Imgbase("layout", "--layers"))
+	t.Logf("layers %v; imgbase boot --list:\n%s", layers, list)
+	for _, l := range layers {
+		if !strings.Contains(list, l) {
+			t.Errorf("layer %s has no boot entry", l)
+		}
 	}
 }
