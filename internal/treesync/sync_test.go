@@ -205,8 +205,11 @@ f d other
 f e other
 f f third
 h g f
+f h old
+h i h
 `)
-	// src: a=b, c alone; d=e joined; f alone, g alone with new content.
+	// src: a=b, c alone; d=e joined; f alone, g alone with new content;
+	// h=i still one group but with new content: both must be the new inode.
 	tree(t, src, `
 f a same
 h b a
@@ -215,6 +218,8 @@ f d other
 h e d
 f f third
 f g changed
+f h new!
+h i h
 `)
 	for _, root := range []string{src, dst} {
 		now := unix.NsecToTimespec(1e18)
@@ -230,8 +235,12 @@ f g changed
 	if ino(t, filepath.Join(dst, "c")) == ia || ino(t, filepath.Join(dst, "e")) != id {
 		t.Error("groups not split or joined")
 	}
-	// a, b, d, f kept; c (split: new copy), e (joined: link), g (new content) rewritten.
-	if r.Unchanged != 5 || r.Rewritten != 3 || r.BytesWritten != int64(len("same")+len("changed")) {
+	if ino(t, filepath.Join(dst, "h")) != ino(t, filepath.Join(dst, "i")) {
+		t.Error("a group with new content was split")
+	}
+	// a, b, d, f kept; c (split: new copy), e (joined: link), g, h (new
+	// content) and i (link to the new h) rewritten.
+	if r.Unchanged != 5 || r.Rewritten != 5 || r.BytesWritten != int64(len("same")+len("changed")+len("new!")) {
 		t.Errorf("report %+v", r)
 	}
 }
