@@ -19,6 +19,10 @@ type BuildOptions struct {
 	// Workers hash files in parallel; 0 means 2. Hashing is CPU-bound once
 	// the page cache is warm, and two workers keep one disk busy when not.
 	Workers int
+	// Exclude names paths (relative to the root, any depth) left out with
+	// everything below them: a record kept in the tree it describes, such
+	// as the manifest itself, is not part of that tree.
+	Exclude []string
 }
 
 // Build describes the tree below root. Every entry is reached from an open
@@ -50,6 +54,12 @@ func BuildFd(ctx context.Context, dirfd int, o BuildOptions) (*Manifest, error) 
 		dev:   st.Dev,
 		heads: map[[2]uint64]int{},
 		jobs:  make(chan hashJob, 64),
+	}
+	for _, p := range o.Exclude {
+		if w.exclude == nil {
+			w.exclude = map[string]bool{}
+		}
+		w.exclude[p] = true
 	}
 	root, err := entryOf(dirfd, "", ".", &st)
 	if err != nil {
@@ -115,6 +125,7 @@ type walker struct {
 	entries []*Entry
 	heads   map[[2]uint64]int // dev, ino of a multiply-linked inode → index of its first entry
 	jobs    chan hashJob
+	exclude map[string]bool
 }
 
 func (w *walker) walk(ctx context.Context, dirfd int, rel string) error {
@@ -129,6 +140,9 @@ func (w *walker) walk(ctx context.Context, dirfd int, rel string) error {
 		p := name
 		if rel != "." {
 			p = rel + "/" + name
+		}
+		if w.exclude[p] {
+			continue
 		}
 		var st unix.Stat_t
 		if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {

@@ -303,3 +303,19 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestBuildExclude(t *testing.T) {
+	root := tempDir(t)
+	must(t, os.MkdirAll(filepath.Join(root, ".imgbase/sub"), 0o755))
+	must(t, os.WriteFile(filepath.Join(root, ".imgbase/manifest"), nil, 0o644))
+	must(t, os.MkdirAll(filepath.Join(root, "a/.imgbase"), 0o755))
+	m, err := Build(context.Background(), root, BuildOptions{Exclude: []string{".imgbase"}})
+	must(t, err)
+	var paths []string
+	for _, e := range m.Entries {
+		paths = append(paths, e.Path)
+	}
+	if got := strings.Join(paths, " "); got != ". a a/.imgbase" {
+		t.Errorf("paths %q", got)
+	}
+}

@@ -24,7 +24,11 @@ type Options struct {
 	// against Src as it copies them, but leaves alone, unread, whatever Dst
 	// says is already right.
 	Src, Dst *manifest.Manifest
-	Workers  int // for building a missing manifest
+	// Workers and Exclude are used to build a missing manifest. An excluded
+	// path is neither copied from the source nor removed from the
+	// destination: it is the caller's, like a manifest recorded in the tree.
+	Workers int
+	Exclude []string
 }
 
 // Sync makes the tree at dst identical to the tree at src: type, mode,
@@ -51,7 +55,7 @@ func Sync(ctx context.Context, src, dst string, o Options) (Report, error) {
 		return Report{}, err
 	}
 	defer unix.Close(dstfd)
-	bo := manifest.BuildOptions{Workers: o.Workers}
+	bo := manifest.BuildOptions{Workers: o.Workers, Exclude: o.Exclude}
 	if o.Src == nil {
 		if o.Src, err = manifest.BuildFd(ctx, srcfd, bo); err != nil {
 			return Report{}, fmt.Errorf("cannot describe the source tree: %w", err)

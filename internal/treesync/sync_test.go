@@ -416,3 +416,26 @@ func TestSyncRefusesSourceNotMatchingItsManifest(t *testing.T) {
 		t.Errorf("left %v behind", names)
 	}
 }
+
+func TestSyncLeavesExcludedPathsAlone(t *testing.T) {
+	src, dst := tempDir(t), tempDir(t)
+	tree(t, src, `
+d .imgbase
+f .imgbase/manifest from-source
+f a a
+`)
+	tree(t, dst, `
+d .imgbase
+f .imgbase/manifest recorded
+`)
+	o := Options{Exclude: []string{".imgbase"}}
+	if _, err := Sync(context.Background(), src, dst, o); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dst, ".imgbase/manifest")); string(b) != "recorded" {
+		t.Errorf("excluded file is %q", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dst, "a")); string(b) != "a" {
+		t.Errorf("a is %q", b)
+	}
+}
