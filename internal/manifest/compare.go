@@ -25,9 +25,11 @@ const (
 
 // Difference is one way a path of got differs from want.
 type Difference struct {
-	Path      string
-	Kind      Kind
-	Want, Got string // human-readable values, empty when not applicable
+	Path string `json:"path"`
+	Kind Kind   `json:"kind"`
+	// Human-readable values, empty when not applicable.
+	Want string `json:"want,omitempty"`
+	Got  string `json:"have,omitempty"`
 }
 
 func (d Difference) String() string {

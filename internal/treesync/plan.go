@@ -122,12 +122,12 @@ func metaOrKeep(s, d *manifest.Entry) action {
 
 // Report says what a sync did.
 type Report struct {
-	Unchanged    int   // entries left alone
-	Rewritten    int   // entries of both trees replaced: new content, a type change, a hard-link group change
-	MetadataOnly int   // entries whose owner, mode, xattrs or mtime were set in place
-	Added        int   // entries only in the source
-	Removed      int   // entries only in the destination
-	BytesWritten int64 // file data written
+	Unchanged    int   `json:"unchanged"`     // entries left alone
+	Rewritten    int   `json:"rewritten"`     // entries of both trees replaced: new content, a type change, a hard-link group change
+	MetadataOnly int   `json:"metadata_only"` // entries whose owner, mode, xattrs or mtime were set in place
+	Added        int   `json:"added"`         // entries only in the source
+	Removed      int   `json:"removed"`       // entries only in the destination
+	BytesWritten int64 `json:"bytes_written"` // file data written
 }
 
 func (p *plan) report() Report {
@@ -152,7 +152,7 @@ func (p *plan) report() Report {
 // Estimate is what a sync would do, from the manifests alone.
 type Estimate struct {
 	Report          // BytesWritten is the file bytes the sync would write
-	FullBytes int64 // file bytes a full copy of the source writes
+	FullBytes int64 `json:"full_bytes"` // file bytes a full copy of the source writes
 }
 
 // Delta reports whether syncing writes less file data than a full copy.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -55,16 +56,28 @@ func Sync(ctx context.Context, src, dst string, o Options) (Report, error) {
 		return Report{}, err
 	}
 	defer unix.Close(dstfd)
+	// The trees are usually on different devices (an image and a
+	// snapshot): describe both at once.
 	bo := manifest.BuildOptions{Workers: o.Workers, Exclude: o.Exclude}
+	var srcErr, dstErr error
+	var wg sync.WaitGroup
 	if o.Src == nil {
-		if o.Src, err = manifest.BuildFd(ctx, srcfd, bo); err != nil {
-			return Report{}, fmt.Errorf("cannot describe the source tree: %w", err)
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if o.Src, srcErr = manifest.BuildFd(ctx, srcfd, bo); srcErr != nil {
+				srcErr = fmt.Errorf("cannot describe the source tree: %w", srcErr)
+			}
+		}()
 	}
 	if o.Dst == nil {
-		if o.Dst, err = manifest.BuildFd(ctx, dstfd, bo); err != nil {
-			return Report{}, fmt.Errorf("cannot describe the destination tree: %w", err)
+		if o.Dst, dstErr = manifest.BuildFd(ctx, dstfd, bo); dstErr != nil {
+			dstErr = fmt.Errorf("cannot describe the destination tree: %w", dstErr)
 		}
+	}
+	wg.Wait()
+	if err := errors.Join(srcErr, dstErr); err != nil {
+		return Report{}, err
 	}
 	if len(o.Src.Entries) == 0 || len(o.Dst.Entries) == 0 || o.Src.Entries[0].Path != "." || o.Dst.Entries[0].Path != "." {
 		return Report{}, errors.New("cannot sync: a manifest has no root entry")

@@ -445,3 +445,22 @@ f .imgbase/manifest recorded
 		t.Errorf("a is %q", b)
 	}
 }
+
+// TestSyncBetweenRealTrees turns one system tree into another and back:
+// real names, modes, symlinks and sizes, nearly everything removed or added.
+func TestSyncBetweenRealTrees(t *testing.T) {
+	trees := []string{"/usr/share/zoneinfo", "/usr/share/perl5", "/usr/lib/x86_64-linux-gnu/perl-base", "/usr/share/zoneinfo"}
+	for _, p := range trees {
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("no %s here", p)
+		}
+	}
+	dst := tempDir(t)
+	for _, src := range trees {
+		syncAndCompare(t, src, dst)
+	}
+	r := syncAndCompare(t, trees[0], dst)
+	if r.BytesWritten != 0 || r.Unchanged != len(build(t, dst).Entries) {
+		t.Errorf("syncing an equal tree: %+v", r)
+	}
+}
