@@ -464,3 +464,24 @@ func TestSyncBetweenRealTrees(t *testing.T) {
 		t.Errorf("syncing an equal tree: %+v", r)
 	}
 }
+
+func TestEstimateSaysWhenAFullCopyIsCheaper(t *testing.T) {
+	src, dst := tempDir(t), tempDir(t)
+	tree(t, dst, "f a 0123456789\nf b 0123456789\nf c same")
+	tree(t, src, "f a abcdefghij\nf b abcdefghij\nf c same\nl d c")
+	settle(t, src, dst)
+	est := EstimateSync(build(t, src), build(t, dst))
+	if est.BytesWritten != 20 || est.FullBytes != 24 || !est.Delta() {
+		t.Errorf("estimate %+v", est)
+	}
+	tree(t, src, "f e 0123456789012345678901234567890123456789")
+	est = EstimateSync(build(t, src), build(t, dst))
+	if est.BytesWritten != 60 || est.FullBytes != 64 || !est.Delta() {
+		t.Errorf("estimate %+v", est)
+	}
+	must(t, os.WriteFile(filepath.Join(src, "c"), []byte("changed"), 0o644))
+	est = EstimateSync(build(t, src), build(t, dst))
+	if est.BytesWritten != est.FullBytes || est.Delta() {
+		t.Errorf("everything changed, yet %+v", est)
+	}
+}
