@@ -28,6 +28,7 @@ type Options struct {
 	// Workers and Exclude are used to build a missing manifest. An excluded
 	// path is neither copied from the source nor removed from the
 	// destination: it is the caller's, like a manifest recorded in the tree.
+	// Manifests passed in must have been built with the same Exclude.
 	Workers int
 	Exclude []string
 }
@@ -41,7 +42,8 @@ type Options struct {
 // operation names a single component below a directory descriptor opened
 // with O_NOFOLLOW from the root, so no symlink of either tree is followed.
 // Directories get their metadata after their contents. The destination's
-// filesystem is synced before Sync returns.
+// filesystem is synced before Sync returns. On an error the destination is
+// left part-way: the caller discards it (it is a snapshot nothing uses yet).
 func Sync(ctx context.Context, src, dst string, o Options) (Report, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
