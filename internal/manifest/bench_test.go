@@ -1,0 +1,53 @@
+package manifest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// BenchmarkBuildSmallFiles describes 10,000 files of 1-4 KiB in 100 directories.
+func BenchmarkBuildSmallFiles(b *testing.B) {
+	root := tempDir(b)
+	for d := 0; d < 100; d++ {
+		dir := filepath.Join(root, fmt.Sprintf("d%03d", d))
+		must(b, os.Mkdir(dir, 0o755))
+		for f := 0; f < 100; f++ {
+			must(b, os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%03d", f)), make([]byte, 1024*(1+f%4)), 0o644))
+		}
+	}
+	for _, workers := range []int{1, 2} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if _, err := Build(context.Background(), root, BuildOptions{Workers: workers}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkBuildLargeFile hashes one 200 MiB file (page cache warm).
+func BenchmarkBuildLargeFile(b *testing.B) {
+	root := tempDir(b)
+	buf := make([]byte, 1<<20)
+	for i := range buf {
+		buf[i] = byte(i * 7)
+	}
+	f, err := os.Create(filepath.Join(root, "big"))
+	must(b, err)
+	for i := 0; i < 200; i++ {
+		_, err := f.Write(buf)
+		must(b, err)
+	}
+	must(b, f.Close())
+	b.SetBytes(200 << 20)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := Build(context.Background(), root, BuildOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,319 @@
+package manifest
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"slices"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// BuildOptions tune Build.
+type BuildOptions struct {
+	// Workers hash files in parallel; 0 means 2. Hashing is CPU-bound once
+	// the page cache is warm, and two workers keep one disk busy when not.
+	Workers int
+	// Exclude names paths (relative to the root, any depth) left out with
+	// everything below them: a record kept in the tree it describes, such
+	// as the manifest itself, is not part of that tree.
+	Exclude []string
+}
+
+// Build describes the tree below root. Every entry is reached from an open
+// directory descriptor by a single name with O_NOFOLLOW/AT_SYMLINK_NOFOLLOW,
+// so a symlink is recorded as a symlink and never followed out of the tree,
+// even if the tree changes while it is read. The walk stays on root's
+// filesystem: a mount point below it is an error, since what is mounted
+// there is not part of the tree.
+func Build(ctx context.Context, root string, o BuildOptions) (*Manifest, error) {
+	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open %s: %w", root, err)
+	}
+	defer unix.Close(fd)
+	return BuildFd(ctx, fd, o)
+}
+
+// BuildFd is Build on a directory already open as dirfd (not closed).
+func BuildFd(ctx context.Context, dirfd int, o BuildOptions) (*Manifest, error) {
+	if o.Workers <= 0 {
+		o.Workers = 2
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(dirfd, &st); err != nil {
+		return nil, fmt.Errorf("cannot stat the root: %w", err)
+	}
+	w := &walker{
+		ctx:   ctx,
+		dev:   st.Dev,
+		heads: map[[2]uint64]int{},
+		jobs:  make(chan hashJob, 64),
+	}
+	for _, p := range o.Exclude {
+		if w.exclude == nil {
+			w.exclude = map[string]bool{}
+		}
+		w.exclude[p] = true
+	}
+	root, err := entryOf(dirfd, "", ".", &st)
+	if err != nil {
+		return nil, err
+	}
+	w.entries = append(w.entries, root)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, o.Workers)
+	for i := 0; i < o.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := sha256.New()
+			buf := make([]byte, 256<<10)
+			for j := range w.jobs {
+				if errs[i] == nil && ctx.Err() == nil {
+					errs[i] = hashInto(h, buf, j.f, j.e)
+					if errs[i] != nil {
+						cancel()
+					}
+				}
+				j.f.Close()
+			}
+		}()
+	}
+	werr := w.walk(ctx, dirfd, ".")
+	close(w.jobs)
+	wg.Wait()
+	if werr != nil {
+		return nil, werr
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m := &Manifest{Entries: make([]Entry, len(w.entries))}
+	for i, e := range w.entries {
+		m.Entries[i] = *e
+	}
+	// Members of a hard-link group were not hashed again: they share the head's inode.
+	idx := m.Index()
+	for i := range m.Entries {
+		if e := &m.Entries[i]; e.Link != "" {
+			e.SHA256 = idx[e.Link].SHA256
+		}
+	}
+	return m, nil
+}
+
+type hashJob struct {
+	f *os.File
+	e *Entry
+}
+
+type walker struct {
+	ctx     context.Context
+	dev     uint64
+	entries []*Entry
+	heads   map[[2]uint64]int // dev, ino of a multiply-linked inode → index of its first entry
+	jobs    chan hashJob
+	exclude map[string]bool
+}
+
+func (w *walker) walk(ctx context.Context, dirfd int, rel string) error {
+	names, err := readNames(dirfd)
+	if err != nil {
+		return fmt.Errorf("cannot read directory %s: %w", Escape(rel), err)
+	}
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		p := name
+		if rel != "." {
+			p = rel + "/" + name
+		}
+		if w.exclude[p] {
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("cannot stat %s: %w", Escape(p), err)
+		}
+		e, err := entryOf(dirfd, name, p, &st)
+		if err != nil {
+			return err
+		}
+		w.entries = append(w.entries, e)
+		if e.Type != Dir && st.Nlink > 1 {
+			key := [2]uint64{st.Dev, st.Ino}
+			if h, ok := w.heads[key]; ok {
+				e.Link = w.entries[h].Path
+				continue
+			}
+			w.heads[key] = len(w.entries) - 1
+		}
+		switch e.Type {
+		case File:
+			f, err := openFile(dirfd, name, p, &st)
+			if err != nil {
+				return err
+			}
+			select {
+			case w.jobs <- hashJob{f: f, e: e}:
+			case <-ctx.Done():
+				f.Close()
+				return ctx.Err()
+			}
+		case Dir:
+			if st.Dev != w.dev {
+				return fmt.Errorf("cannot describe %s: another filesystem is mounted there", Escape(p))
+			}
+			cfd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return fmt.Errorf("cannot open directory %s: %w", Escape(p), err)
+			}
+			err = w.walk(ctx, cfd, p)
+			unix.Close(cfd)
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// openFile opens a regular file for reading without following a symlink and
+// checks it is still the inode that was stat'ed.
+func openFile(dirfd int, name, p string, st *unix.Stat_t) (*os.File, error) {
+	flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK
+	fd, err := unix.Openat(dirfd, name, flags|unix.O_NOATIME, 0)
+	if errors.Is(err, unix.EPERM) { // O_NOATIME needs ownership or CAP_FOWNER
+		fd, err = unix.Openat(dirfd, name, flags, 0)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot open %s: %w", Escape(p), err)
+	}
+	var fst unix.Stat_t
+	if err := unix.Fstat(fd, &fst); err != nil || fst.Dev != st.Dev || fst.Ino != st.Ino {
+		unix.Close(fd)
+		return nil, fmt.Errorf("cannot read %s: it changed while being read", Escape(p))
+	}
+	return os.NewFile(uintptr(fd), p), nil
+}
+
+func readNames(dirfd int) ([]string, error) {
+	// A second descriptor: os.File takes ownership and closes its own.
+	fd, err := unix.Openat(dirfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), ".")
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// entryOf builds the entry of name in dirfd (name "" for dirfd itself),
+// without its hash.
+func entryOf(dirfd int, name, p string, st *unix.Stat_t) (*Entry, error) {
+	e := &Entry{Path: p, Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid, Sec: st.Mtim.Sec, Nsec: st.Mtim.Nsec}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		e.Type, e.Size = File, st.Size
+	case unix.S_IFDIR:
+		e.Type = Dir
+	case unix.S_IFLNK:
+		e.Type, e.Mode = Symlink, 0
+		t, err := ReadlinkAt(dirfd, name)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read symlink %s: %w", Escape(p), err)
+		}
+		e.Target = t
+	case unix.S_IFCHR:
+		e.Type, e.Rdev = Char, st.Rdev
+	case unix.S_IFBLK:
+		e.Type, e.Rdev = Block, st.Rdev
+	case unix.S_IFIFO:
+		e.Type = FIFO
+	case unix.S_IFSOCK:
+		e.Type = Socket
+	default:
+		return nil, fmt.Errorf("cannot describe %s: unknown file type %#o", Escape(p), st.Mode&unix.S_IFMT)
+	}
+	x, err := ReadXattrs(dirfd, name)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read extended attributes of %s: %w", Escape(p), err)
+	}
+	e.Xattrs = x
+	return e, nil
+}
+
+// ReadlinkAt reads the target of the symlink name in dirfd.
+func ReadlinkAt(dirfd int, name string) (string, error) {
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(dirfd, name, buf)
+		if err != nil {
+			return "", err
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+	}
+}
+
+var zeros = make([]byte, 256<<10)
+
+// hashInto sets e.SHA256 to the hash of f's logical content. Holes, found
+// with SEEK_DATA/SEEK_HOLE, are hashed as zeros without being read.
+func hashInto(h hash.Hash, buf []byte, f *os.File, e *Entry) error {
+	h.Reset()
+	fd := int(f.Fd())
+	var off int64
+	for off < e.Size {
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			data = e.Size // only a hole is left
+		} else if err != nil {
+			data = off // no SEEK_DATA: read everything
+		}
+		data = min(data, e.Size)
+		for n := data - off; n > 0; {
+			k := min(n, int64(len(zeros)))
+			h.Write(zeros[:k])
+			n -= k
+		}
+		if data >= e.Size {
+			break
+		}
+		end, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil || end > e.Size {
+			end = e.Size
+		}
+		if _, err := io.CopyBuffer(h, io.NewSectionReader(f, data, end-data), buf); err != nil {
+			return fmt.Errorf("cannot read %s: %w", Escape(e.Path), err)
+		}
+		off = end
+	}
+	// A file that grew while read still hashes only its recorded size;
+	// one that shrank is an error rather than a hash of zeros.
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Size != e.Size {
+		return fmt.Errorf("cannot read %s: it changed while being read", Escape(e.Path))
+	}
+	h.Sum(e.SHA256[:0])
+	return nil
+}

@@ -1,0 +1,47 @@
+package manifest
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/imgbase/imgbase/internal/atomicfile"
+)
+
+// RecordDir and RecordPath are where a base keeps the manifest of its own
+// tree, relative to its root. The record lives in the filesystem it
+// describes: it is written before the base is sealed read-only, is removed
+// with the base (and with a half-built one by recovery), and is there
+// whenever the base is mounted to be verified. It is left out of the
+// manifest itself (see Exclude) and out of a tree sync.
+const (
+	RecordDir  = ".imgbase"
+	RecordPath = RecordDir + "/manifest"
+)
+
+// Save writes m to path atomically, creating its directory.
+func Save(path string, m *Manifest) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("cannot record manifest: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := Encode(&buf, m); err != nil {
+		return err
+	}
+	return atomicfile.Write(path, buf.Bytes(), 0o644)
+}
+
+// Load reads and validates the manifest at path.
+func Load(path string) (*Manifest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read manifest: %w", err)
+	}
+	defer f.Close()
+	m, err := Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}
