@@ -29,7 +29,7 @@ func checkNewBase(t *layout.Tree, name string) error {
 // AddEmptyBase creates an empty base of size bytes: a thin LV to be filled
 // later, sealed (read-only, activation skip, inactive) like every base.
 func (h *Host) AddEmptyBase(ctx context.Context, name string, size uint64) error {
-	t, err := h.Managed(ctx)
+	t, err := h.Creating(ctx)
 	if err != nil {
 		return err
 	}

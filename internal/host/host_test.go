@@ -33,6 +33,12 @@ func newFixture(t *testing.T, report string, major, minor int) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newFixtureReport(t, data, major, minor)
+}
+
+// newFixtureReport is newFixture with the lvs report given.
+func newFixtureReport(t *testing.T, data []byte, major, minor int) *fixture {
+	t.Helper()
 	rec := &commandtest.Recorder{}
 	rec.On("lvs ", string(data), nil)
 	rec.On("blkid -p -o value -s TYPE /dev/HostVG/Base-10-0", "", &command.Error{ExitCode: 2})
@@ -225,6 +231,30 @@ func TestAddLayerRefusals(t *testing.T) {
 	}
 	if m := append(f.rec.Mutations(), f2.rec.Mutations()...); len(m) != 0 {
 		t.Errorf("refusals ran %v", m)
+	}
+}
+
+func TestMetadataNearlyFullRefusesCreating(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "running.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := bytes.Replace(data, []byte(`"metadata_percent": "10.01"`), []byte(`"metadata_percent": "93.50"`), 1)
+	f := newFixtureReport(t, full, 254, 5)
+	ctx := context.Background()
+	_, err = f.h.AddLayer(ctx, "")
+	if err == nil || !strings.Contains(err.Error(), "93.5% used") || !strings.Contains(err.Error(), "lvextend --poolmetadatasize +64M HostVG/pool00") {
+		t.Errorf("layer --add: %v", err)
+	}
+	if err := f.h.AddEmptyBase(ctx, "Base-3-0", 1<<30); err == nil {
+		t.Errorf("base --add: no refusal")
+	}
+	if m := f.rec.Mutations(); len(m) != 0 {
+		t.Errorf("refusals ran %v", m)
+	}
+	// Removing frees metadata: it stays allowed.
+	if err := f.h.RemoveLayer(ctx, "Base-1-0+2"); err != nil {
+		t.Errorf("layer --remove on a pool with full metadata: %v", err)
 	}
 }
 

@@ -19,8 +19,6 @@ import (
 	"github.com/imgbase/imgbase/internal/undo"
 )
 
-// defaultChunk is used when lvs does not report the pool's chunk size.
-const defaultChunk = 64 << 10
 
 // ImageRequest asks for a base made from an image file.
 type ImageRequest struct {
@@ -58,7 +56,7 @@ type BaseResult struct {
 // created when the image is refused (unknown format, truncated, corrupt,
 // larger than the LV, not enough room in the pool).
 func (h *Host) AddBaseFromImage(ctx context.Context, req ImageRequest) (*BaseResult, error) {
-	t, err := h.Managed(ctx)
+	t, err := h.Creating(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -128,11 +126,7 @@ func (h *Host) planBase(ctx context.Context, t *layout.Tree, im *image.Image, re
 		return nil, refuse("cannot add base %s: the image's filesystem is %d bytes, larger than --size %d; give --size %dM or more",
 			name, im.Size, size, (im.Size+(1<<20)-1)>>20)
 	}
-	chunk := int64(t.Pool.ChunkSize)
-	if chunk <= 0 {
-		chunk = defaultChunk
-	}
-	return &basePlan{name: name, nvr: n, size: size, chunk: chunk}, nil
+	return &basePlan{name: name, nvr: n, size: size, chunk: h.Pool(t).Chunk}, nil
 }
 
 // addBase creates, fills and seals the base of an opened image, pushing

@@ -41,7 +41,7 @@ type LayerResult struct {
 // layer (a snapshot of that layer) or "" (the newest layer of the newest
 // base, or that base itself when it has no layer yet).
 func (h *Host) AddLayer(ctx context.Context, target string) (*LayerResult, error) {
-	t, err := h.Managed(ctx)
+	t, err := h.Creating(ctx)
 	if err != nil {
 		return nil, err
 	}

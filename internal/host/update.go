@@ -48,7 +48,7 @@ type UpdateResult struct {
 // the host as it was, after it the boot entry and the removals are
 // finished by 'imgbase recover'.
 func (h *Host) Update(ctx context.Context, req UpdateRequest) (*UpdateResult, error) {
-	t, err := h.Managed(ctx)
+	t, err := h.Creating(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -277,14 +277,7 @@ func (h *Host) preflight(t *layout.Tree, im *image.Image, req UpdateRequest) err
 	if lvSize == 0 {
 		lvSize = im.Size
 	}
-	chunk := int64(t.Pool.ChunkSize)
-	if chunk <= 0 {
-		chunk = defaultChunk
-	}
-	pool := preflight.Pool{
-		Name: t.Pool.FullName(), Size: int64(t.Pool.Size), MetadataSize: int64(t.Pool.MetadataSize),
-		DataPercent: t.Pool.DataPercent, MetadataPercent: t.Pool.MetaPercent, Chunk: chunk,
-	}
+	pool := h.Pool(t)
 	plan := preflight.Plan{FSSize: im.Size, LVSize: lvSize, ImageData: imageData(im), LayerData: 64 << 20, NewLVs: 2}
 	// What the admin could remove, oldest first: never a base in use,
 	// which 'imgbase base --remove' would refuse.

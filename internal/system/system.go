@@ -19,6 +19,7 @@ import (
 	"github.com/imgbase/imgbase/internal/atomicfile"
 	"github.com/imgbase/imgbase/internal/command"
 	"github.com/imgbase/imgbase/internal/filesystem"
+	"github.com/imgbase/imgbase/internal/image/preflight"
 	"github.com/imgbase/imgbase/internal/layout"
 	"github.com/imgbase/imgbase/internal/lvm"
 )
@@ -97,6 +98,40 @@ func (s *System) Managed(ctx context.Context) (*layout.Tree, error) {
 	}
 	if t.Pool == nil {
 		return nil, fmt.Errorf("cannot find the thin pool of %s: tag it with 'lvchange --addtag %s %s/POOL'", t.VG, lvm.TagPool, t.VG)
+	}
+	return t, nil
+}
+
+// DefaultChunk is assumed when lvs does not report a pool's chunk size.
+const DefaultChunk = 64 << 10
+
+// Pool describes t's thin pool for pre-flight checks. Grow counts the
+// volume group's free space when lvm.conf has dmeventd extend thin pools
+// (thin_pool_autoextend_threshold): that room is the pool's too.
+func (s *System) Pool(t *layout.Tree) preflight.Pool {
+	chunk := int64(t.Pool.ChunkSize)
+	if chunk <= 0 {
+		chunk = DefaultChunk
+	}
+	p := preflight.Pool{
+		Name: t.Pool.FullName(), Size: int64(t.Pool.Size), MetadataSize: int64(t.Pool.MetadataSize),
+		DataPercent: t.Pool.DataPercent, MetadataPercent: t.Pool.MetaPercent, Chunk: chunk,
+	}
+	if lvm.ReadAutoextend(s.Root).Enabled() {
+		p.Grow = int64(t.Pool.VGFree)
+	}
+	return p
+}
+
+// Creating is Managed for the verbs that create thin LVs: it refuses too
+// when the pool's metadata is nearly full (removing LVs stays possible).
+func (s *System) Creating(ctx context.Context) (*layout.Tree, error) {
+	t, err := s.Managed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := preflight.CheckMetadata(s.Pool(t)); err != nil {
+		return nil, fmt.Errorf("cannot create anything in the thin pool: %w", err)
 	}
 	return t, nil
 }

@@ -51,7 +51,7 @@ func (m *Manager) Create(ctx context.Context, path, sizeArg string) (*CreateResu
 	if err := m.checkDir(path); err != nil {
 		return nil, err
 	}
-	t, err := m.Managed(ctx)
+	t, err := m.Creating(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -43,6 +43,30 @@ type Pool struct {
 	// install (e.g. below the autoextend threshold, or the point where a
 	// full pool would stall every layer); 0 means 100.
 	MaxPercent float64
+	// Grow is what the pool's data and metadata together can still grow
+	// by themselves: the volume group's free bytes when lvm.conf's
+	// thin_pool_autoextend_threshold has dmeventd extend the pool, else 0.
+	Grow int64
+}
+
+// MetadataFullPercent is the pool metadata use from which commands that
+// create thin LVs refuse: a pool whose metadata runs out fails every
+// write of every layer, and repairing it needs the pool offline.
+const MetadataFullPercent = 90
+
+// ErrMetadataFull: the pool's metadata is MetadataFullPercent full.
+var ErrMetadataFull = errors.New("its metadata is nearly full")
+
+// CheckMetadata refuses to create anything in a pool whose metadata is
+// MetadataFullPercent full or more, saying how to grow it.
+func CheckMetadata(pool Pool) error {
+	if pool.MetadataPercent < MetadataFullPercent {
+		return nil
+	}
+	// Double it, at least 64 MiB: lvm2 caps the metadata at 16 GiB itself.
+	grow := max(pool.MetadataSize, 64<<20)
+	return fmt.Errorf("%w (%.1f%% used of %s); grow it first: lvextend --poolmetadatasize +%dM %s",
+		ErrMetadataFull, pool.MetadataPercent, progress.Bytes(pool.MetadataSize), mib(grow), pool.Name)
 }
 
 // Boot is the /boot filesystem and what one layer's boot files take.
@@ -156,11 +180,18 @@ func Check(pool Pool, boot Boot, plan Plan, removable []Removable) error {
 		limit = 100
 	}
 	var short []Shortage
-	if free := freeBytes(pool.Size, pool.DataPercent, limit); need.Data > free {
+	dataFree := freeBytes(pool.Size, pool.DataPercent, limit)
+	metaFree := freeBytes(pool.MetadataSize, pool.MetadataPercent, limit)
+	// Autoextend grows data and metadata from the same free extents:
+	// count them once, for data first.
+	toData := min(max(need.Data-dataFree, 0), pool.Grow)
+	dataFree += toData
+	metaFree += pool.Grow - toData
+	if free := dataFree; need.Data > free {
 		short = append(short, shortage("pool data", need.Data, free, removable, func(r Removable) int64 { return r.PoolBytes },
 			fmt.Sprintf("grow the pool: lvextend -L +%dM %s", mib(need.Data-free), pool.Name)))
 	}
-	if free := freeBytes(pool.MetadataSize, pool.MetadataPercent, limit); need.Metadata > free {
+	if free := metaFree; need.Metadata > free {
 		short = append(short, shortage("pool metadata", need.Metadata, free, removable, func(r Removable) int64 { return r.PoolBytes / pool.Chunk * MetadataPerChunk },
 			fmt.Sprintf("grow the metadata: lvextend --poolmetadatasize +%dM %s", mib(need.Metadata-free), pool.Name)))
 	}

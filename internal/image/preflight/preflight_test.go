@@ -131,3 +131,35 @@ func TestBadChunk(t *testing.T) {
 		t.Fatal("chunk size 0 accepted")
 	}
 }
+
+func TestAutoextendCounts(t *testing.T) {
+	// 90% of 10 GiB used: 1 GiB free, 1520 MiB needed; autoextend may
+	// take the rest from the volume group.
+	p := pool10G(90, 10)
+	p.Grow = 600 * MiB
+	if err := Check(p, boot, plan, nil); err != nil {
+		t.Fatalf("with 600 MiB for autoextend: %v", err)
+	}
+	p.Grow = 100 * MiB
+	err := Check(p, boot, plan, nil)
+	var se *ShortageError
+	if !errors.As(err, &se) || len(se.Shortages) != 1 || se.Shortages[0].Free != 1*GiB+100*MiB+(int64(float64(10*GiB)*10/100)-1*GiB) {
+		t.Fatalf("with 100 MiB for autoextend: got %v", err)
+	}
+	// Data and metadata draw on the same free extents.
+	p = pool10G(90, 99.9)
+	p.Grow = 496*MiB + 64*KiB
+	if err := Check(p, boot, plan, nil); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("growth shared by data and metadata counted twice: %v", err)
+	}
+}
+
+func TestCheckMetadata(t *testing.T) {
+	if err := CheckMetadata(pool10G(99, 89.9)); err != nil {
+		t.Fatal(err)
+	}
+	err := CheckMetadata(pool10G(10, 90))
+	if !errors.Is(err, ErrMetadataFull) || !strings.Contains(err.Error(), "lvextend --poolmetadatasize +64M HostVG/pool00") {
+		t.Fatalf("got %v", err)
+	}
+}
