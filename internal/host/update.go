@@ -73,7 +73,8 @@ func (h *Host) Update(ctx context.Context, req UpdateRequest) (*UpdateResult, er
 	if err != nil {
 		return nil, err
 	}
-	if err := h.preflight(t, im, req); err != nil {
+	grow, err := h.preflight(t, im, req)
+	if err != nil {
 		return nil, err
 	}
 	if h.Dry() {
@@ -82,6 +83,9 @@ func (h *Host) Update(ctx context.Context, req UpdateRequest) (*UpdateResult, er
 		}
 	}
 	if err := h.preHook(ctx, hookUpdate, plan.name, req.Image); err != nil {
+		return nil, err
+	}
+	if err := grow(ctx); err != nil {
 		return nil, err
 	}
 	res := &UpdateResult{Verified: vres, From: running, Base: BaseResult{Base: plan.name, Size: plan.size, FSType: string(im.FSType)}}
@@ -272,7 +276,9 @@ func (h *Host) mergeEtc(ctx context.Context, oldMnt, mnt string) (*migrate.Repor
 }
 
 // preflight refuses an update that would not fit, before anything is made.
-func (h *Host) preflight(t *layout.Tree, im *image.Image, req UpdateRequest) error {
+// The function it returns grows the pool when the update fits only by
+// counting what lvm.conf's autoextend policy lets the pool take.
+func (h *Host) preflight(t *layout.Tree, im *image.Image, req UpdateRequest) (func(context.Context) error, error) {
 	lvSize := int64(req.Size)
 	if lvSize == 0 {
 		lvSize = im.Size
@@ -289,11 +295,25 @@ func (h *Host) preflight(t *layout.Tree, im *image.Image, req UpdateRequest) err
 		}
 		removable = append(removable, preflight.Removable{Name: b.Name(), PoolBytes: int64(b.LV.DataUsed()), BootBytes: h.bootBytes(b)})
 	}
-	err := preflight.Check(pool, h.bootSpace(t), plan, removable)
+	boot := h.bootSpace(t)
+	err := preflight.Check(pool, boot, plan, removable)
 	if errors.Is(err, preflight.ErrNoSpace) || errors.Is(err, preflight.ErrImageTooLarge) {
-		return refuse("%v", err)
+		return nil, refuse("%v", err)
 	}
-	return err
+	if err != nil {
+		return nil, err
+	}
+	// It fits counting lvm.conf's autoextend: the pool is grown before the
+	// write, as dmeventd would, rather than racing dmeventd with it.
+	grow := func(ctx context.Context) error {
+		data, meta := preflight.Growth(pool, boot, plan)
+		if data == 0 && meta == 0 {
+			return nil
+		}
+		h.Log.Info("growing the thin pool within lvm.conf's autoextend policy", "pool", pool.Name, "data", data, "metadata", meta)
+		return h.LVM().ExtendPool(ctx, t.VG, t.Pool.Name, data, meta)
+	}
+	return grow, nil
 }
 
 // imageData estimates the pool space an image takes from the blocks its

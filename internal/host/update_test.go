@@ -152,3 +152,23 @@ func sized(t *testing.T, p string, size int64) {
 		t.Fatal(err)
 	}
 }
+
+// With lvm.conf's autoextend on and room in the volume group, a pool too
+// full for the update is grown first instead of refusing.
+func TestUpdateGrowsThePoolWithinAutoextend(t *testing.T) {
+	img := makeExt4(t, 64)
+	f := newFixture(t, "full", 254, 5)
+	f.h.Run = passReads{f.rec}
+	os.MkdirAll(filepath.Join(f.h.Root, "etc/lvm"), 0o755)
+	os.WriteFile(filepath.Join(f.h.Root, "etc/lvm/lvm.conf"), []byte("activation {\n\tthin_pool_autoextend_threshold = 70\n}\n"), 0o644)
+	req := UpdateRequest{ImageRequest: ImageRequest{Image: img, NVR: "Base-3-0"}}
+	req.Verify.KeysDir = t.TempDir()
+	_, err := f.h.Update(context.Background(), req)
+	m := f.rec.Mutations()
+	if len(m) == 0 || !strings.HasPrefix(m[0], "lvextend --size +") || !strings.HasSuffix(m[0], " HostVG/pool00") {
+		t.Fatalf("first change %q (of %d; update: %v), want lvextend of the pool", m, len(m), err)
+	}
+	if len(m) < 2 || !strings.HasPrefix(m[1], "lvcreate --thin") {
+		t.Errorf("after growing the pool: %q, want the base created", m)
+	}
+}

@@ -70,6 +70,26 @@ func (c Client) CreateThin(ctx context.Context, vg, pool, name string, size uint
 	return nil
 }
 
+// ExtendPool grows a thin pool's data and metadata by at least the bytes
+// given (lvm2 rounds up to whole extents); a zero leaves that part alone.
+func (c Client) ExtendPool(ctx context.Context, vg, pool string, data, metadata int64) error {
+	argv := []string{"lvextend"}
+	if data > 0 {
+		argv = append(argv, "--size", "+"+strconv.FormatInt(data, 10)+"b")
+	}
+	if metadata > 0 {
+		argv = append(argv, "--poolmetadatasize", "+"+strconv.FormatInt(metadata, 10)+"b")
+	}
+	if len(argv) == 1 {
+		return nil
+	}
+	argv = append(argv, vg+"/"+pool)
+	if _, err := c.Run.Run(ctx, command.Change(argv...)); err != nil {
+		return fmt.Errorf("cannot grow thin pool %s/%s: %w", vg, pool, err)
+	}
+	return nil
+}
+
 // Seal makes an LV what a complete base is: read-only, skipped on
 // activation, and inactive.
 func (c Client) Seal(ctx context.Context, vg, name string) error {

@@ -175,13 +175,8 @@ func Check(pool Pool, boot Boot, plan Plan, removable []Removable) error {
 			ErrImageTooLarge, progress.Bytes(plan.FSSize), plan.FSSize, progress.Bytes(plan.LVSize), progress.Bytes(plan.FSSize))
 	}
 	need := Needs(pool, boot, plan)
-	limit := pool.MaxPercent
-	if limit <= 0 || limit > 100 {
-		limit = 100
-	}
 	var short []Shortage
-	dataFree := freeBytes(pool.Size, pool.DataPercent, limit)
-	metaFree := freeBytes(pool.MetadataSize, pool.MetadataPercent, limit)
+	dataFree, metaFree := pool.free()
 	// Autoextend grows data and metadata from the same free extents:
 	// count them once, for data first.
 	toData := min(max(need.Data-dataFree, 0), pool.Grow)
@@ -203,6 +198,25 @@ func Check(pool Pool, boot Boot, plan Plan, removable []Removable) error {
 		return &ShortageError{Shortages: short}
 	}
 	return nil
+}
+
+// Growth is what the pool's data and metadata must grow by before plan is
+// carried out, when it fits only by counting Pool.Grow: imgbase extends
+// the pool itself then, instead of trusting dmeventd to keep pace with a
+// fast write. Both are 0 when the pool fits as it is.
+func Growth(pool Pool, boot Boot, plan Plan) (data, metadata int64) {
+	need := Needs(pool, boot, plan)
+	dataFree, metaFree := pool.free()
+	return max(need.Data-dataFree, 0), max(need.Metadata-metaFree, 0)
+}
+
+// free is what the pool's data and metadata have free up to MaxPercent.
+func (p Pool) free() (data, metadata int64) {
+	limit := p.MaxPercent
+	if limit <= 0 || limit > 100 {
+		limit = 100
+	}
+	return freeBytes(p.Size, p.DataPercent, limit), freeBytes(p.MetadataSize, p.MetadataPercent, limit)
 }
 
 // shortage picks the fewest removables, in the order given, that free
