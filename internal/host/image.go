@@ -19,7 +19,6 @@ import (
 	"github.com/imgbase/imgbase/internal/undo"
 )
 
-
 // ImageRequest asks for a base made from an image file.
 type ImageRequest struct {
 	Image string
