@@ -215,6 +215,17 @@ func poolFull(t *testing.T, g *Guest) {
 			t.Errorf("a refused update left a journal")
 		}
 	}
+
+	// With lvm.conf letting dmeventd grow the pool from the volume group's
+	// free extents, the same update fits: imgbase grows the pool first.
+	g.MustShell(`cp /etc/lvm/lvm.conf /run/lvm.conf.orig && sed -i '/^activation {/a\	thin_pool_autoextend_threshold = 80' /etc/lvm/lvm.conf && lvmconfig activation/thin_pool_autoextend_threshold | grep -qx 'thin_pool_autoextend_threshold=80'`)
+	defer g.MustShell("cp /run/lvm.conf.orig /etc/lvm/lvm.conf")
+	vgFree := strings.TrimSpace(g.MustRun("vgs", "--noheadings", "-o", "vg_free", vg))
+	r := g.ImgbaseResult("--dry", "update", v2img)
+	t.Logf("imgbase --dry update with autoextend (VG free %s): exit %d\n%s%s", vgFree, r.ExitCode, r.Stdout, r.Stderr)
+	if r.ExitCode != 0 || !strings.Contains(r.Stdout, "lvextend --size +") {
+		t.Errorf("with autoextend and %s free in the VG: exit %d, want a dry run that grows the pool first:\n%s%s", vgFree, r.ExitCode, r.Stdout, r.Stderr)
+	}
 }
 
 // checkClean checks that the host is as before an update: no journal, no
