@@ -299,6 +299,11 @@ func TestBootWiring(t *testing.T) {
 	if code, _, stderr := c.run(t, "rollback --to Nope-1-0+1"); code != 1 || !strings.Contains(stderr, "no such layer") {
 		t.Errorf("rollback to a missing layer: %d %q", code, stderr)
 	}
+	// The fixture's host never booted a layer: --to is done, with a warning.
+	if code, out, stderr := c.run(t, "rollback --to Base-1-0+1"); code != 0 || out != "Base-1-0+1 is now the default: named with --to\n" ||
+		!strings.Contains(stderr, "warning: Base-1-0+1 has never booted") {
+		t.Errorf("rollback --to a layer that never booted: %d %q %q", code, out, stderr)
+	}
 	if code, _, _ := c.run(t, "boot --list --status"); code != 2 {
 		t.Errorf("two boot actions: exit %d", code)
 	}
