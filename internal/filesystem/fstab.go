@@ -89,6 +89,13 @@ func hostWide(f []string) (key string, ok bool) {
 	return f[1], hostWideMounts[f[1]]
 }
 
+// IsHostWide says whether an fstab line, given as fields, mounts something
+// every layer shares with the host (see HostWide).
+func IsHostWide(fields []string) bool {
+	_, ok := hostWide(fields)
+	return ok
+}
+
 // HostWide returns fstab (a layer's) with the host-wide lines of running
 // (the running layer's): /boot, /boot/efi, /efi and swap. A layer made
 // from an image's base carries the image's fstab, which knows nothing of
