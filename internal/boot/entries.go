@@ -65,6 +65,9 @@ func (m *Manager) ID(layer string) string {
 // oldest layer first. Foreign entries (the distribution's own) are left
 // alone.
 func (m *Manager) List() ([]Entry, error) {
+	if err := m.Ready(); err != nil {
+		return nil, err
+	}
 	dirents, err := os.ReadDir(m.entriesDir())
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil

@@ -53,6 +53,9 @@ func (m *Manager) requireEntry(layer string) (Entry, error) {
 
 // Default returns the layer that boots by default, "" when none is set.
 func (m *Manager) Default() (string, error) {
+	if err := m.Ready(); err != nil {
+		return "", err
+	}
 	switch {
 	case m.isGrub():
 		env, err := m.readEnv()
@@ -146,6 +149,9 @@ type RollbackResult struct {
 // says to name one: guessing could leave the host with a default that
 // never worked.
 func (m *Manager) Rollback(ctx context.Context, to string) (RollbackResult, error) {
+	if err := m.Ready(); err != nil {
+		return RollbackResult{}, err
+	}
 	good, err := m.bootedGood()
 	if err != nil {
 		return RollbackResult{}, err
@@ -283,6 +289,9 @@ func (m *Manager) cancel(ctx context.Context, layer string) error {
 // the trial unfinished, and GRUB's fallback on the next boot is recorded
 // after it.
 func (m *Manager) MarkGood(ctx context.Context) (Event, error) {
+	if err := m.Ready(); err != nil {
+		return Event{}, err
+	}
 	if m.Loader == LoaderNone {
 		return Event{}, ErrNoLoader
 	}
@@ -383,6 +392,9 @@ func (m *Manager) finishTrial(ctx context.Context) (ev Event, plain bool, err er
 // Status returns the selection and the recorded history.
 func (m *Manager) Status() (Status, error) {
 	s := Status{Loader: m.Loader.String(), Running: m.running()}
+	if err := m.Ready(); err != nil {
+		return s, err
+	}
 	r, err := m.readRecord()
 	if err != nil {
 		return s, err
@@ -472,6 +484,9 @@ func (m *Manager) setLoaderDefault(id string) error {
 // makes grub.cfg source it (once; rerunning changes nothing) and creates
 // grubenv if missing; for systemd-boot it creates loader/entries.
 func (m *Manager) Setup(ctx context.Context) error {
+	if err := m.Ready(); err != nil {
+		return err
+	}
 	if m.Loader == LoaderNone {
 		return ErrNoLoader
 	}

@@ -45,6 +45,9 @@ func (h *Host) AddLayer(ctx context.Context, target string) (*LayerResult, error
 	if err != nil {
 		return nil, err
 	}
+	if err := h.bootReady(); err != nil {
+		return nil, err
+	}
 	base, origin, err := layerOrigin(t, target)
 	if err != nil {
 		return nil, err
@@ -245,6 +248,9 @@ func (h *Host) editLayer(ctx context.Context, t *layout.Tree, base *layout.Base,
 func (h *Host) RemoveLayer(ctx context.Context, name string) error {
 	t, err := h.Managed(ctx)
 	if err != nil {
+		return err
+	}
+	if err := h.bootReady(); err != nil {
 		return err
 	}
 	l := t.Layer(name)

@@ -56,6 +56,9 @@ func (h *Host) Update(ctx context.Context, req UpdateRequest) (*UpdateResult, er
 	if err != nil {
 		return nil, err
 	}
+	if err := h.bootReady(); err != nil {
+		return nil, err
+	}
 	oldBase, running, err := h.configSource(t)
 	if err != nil {
 		return nil, err
