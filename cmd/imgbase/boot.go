@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -141,8 +142,8 @@ func (a *app) rollbackCommand() *cobra.Command {
 	var to string
 	c := &cobra.Command{
 		Use:   "rollback [--to LAYER]",
-		Short: "Make the previous (or the named) layer the default",
-		Example: `  imgbase rollback                       # the previous layer becomes the default
+		Short: "Make the previous layer that booted (or the named one) the default",
+		Example: `  imgbase rollback                       # the newest layer before the default that has booted
   imgbase rollback --to Base-1-0+1`,
 		Args: cobra.NoArgs,
 		RunE: a.withSession(true, func(cmd *cobra.Command, s *session) error {
@@ -151,18 +152,21 @@ func (a *app) rollbackCommand() *cobra.Command {
 					return err
 				}
 			}
-			layer, err := s.boot.M.Rollback(cmd.Context(), to)
+			res, err := s.boot.M.Rollback(cmd.Context(), to)
 			if err != nil {
 				return err
 			}
-			if a.json {
-				return a.printJSON(map[string]string{"default": layer})
+			if res.NeverBooted {
+				fmt.Fprintf(a.stderr, "imgbase: warning: %s has never booted as far as the boot history knows; if it fails, choose another layer in the boot menu\n", res.Layer)
 			}
-			a.printf("The next boot boots %s\n", layer)
+			if a.json {
+				return a.printJSON(res)
+			}
+			a.printf("%s is now the default: %s\n", res.Layer, res.Reason)
 			return nil
 		}),
 	}
-	c.Flags().StringVar(&to, "to", "", "the `LAYER` to boot by default (default: the one before the current default)")
+	c.Flags().StringVar(&to, "to", "", "the `LAYER` to boot by default (default: the newest one before the current default that has booted)")
 	a.completeFlags(c, layers, "to")
 	return c
 }

@@ -82,6 +82,7 @@ func (a *app) open(ctx context.Context, mutating bool) (*session, error) {
 	bm := boot.New(bootDir, log)
 	bm.Run = runner
 	bm.Less = layerLess
+	bm.Guard = h.BootGuard("/boot")
 	if a.dry {
 		bm.Dry = a.stdout
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,8 +45,9 @@ func newCLI(t *testing.T, report string, minor int) *cli {
 		"boot/initrd.img-6.1.0-13-amd64": "initrd",
 		"boot/grub/grub.cfg":             "serial --unit=0 --speed=115200\nload_env\nmenuentry 'Debian' --id debian {\n linux /vmlinuz-6.1.0-13-amd64 root=/dev/mapper/HostVG-root ro\n}\n",
 		"etc/fstab":                      "/dev/HostVG/Base-1-0+1 / ext4 defaults,discard 0 1\n/dev/HostVG/var /var ext4 defaults,discard 0 2\n",
-		"proc/self/mountinfo":            "25 1 254:5 / / rw,relatime shared:1 - ext4 /dev/mapper/HostVG-Base--1--0+1 rw\n",
-		"proc/cmdline":                   "BOOT_IMAGE=/vmlinuz-6.1.0-13-amd64 root=/dev/mapper/HostVG-root ro console=ttyS0,115200n8\n",
+		"proc/self/mountinfo": "25 1 254:5 / / rw,relatime shared:1 - ext4 /dev/mapper/HostVG-Base--1--0+1 rw\n" +
+			"30 25 8:1 / /boot rw,relatime shared:2 - ext4 /dev/sda1 rw\n",
+		"proc/cmdline": "BOOT_IMAGE=/vmlinuz-6.1.0-13-amd64 root=/dev/mapper/HostVG-root ro console=ttyS0,115200n8\n",
 	} {
 		os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755)
 		os.WriteFile(filepath.Join(root, name), []byte(content), 0o644)
@@ -299,6 +301,11 @@ func TestBootWiring(t *testing.T) {
 	if code, _, stderr := c.run(t, "rollback --to Nope-1-0+1"); code != 1 || !strings.Contains(stderr, "no such layer") {
 		t.Errorf("rollback to a missing layer: %d %q", code, stderr)
 	}
+	// The fixture's host never booted a layer: --to is done, with a warning.
+	if code, out, stderr := c.run(t, "rollback --to Base-1-0+1"); code != 0 || out != "Base-1-0+1 is now the default: named with --to\n" ||
+		!strings.Contains(stderr, "warning: Base-1-0+1 has never booted") {
+		t.Errorf("rollback --to a layer that never booted: %d %q %q", code, out, stderr)
+	}
 	if code, _, _ := c.run(t, "boot --list --status"); code != 2 {
 		t.Errorf("two boot actions: exit %d", code)
 	}
@@ -410,4 +417,39 @@ func TestUnwritableLogDoesNotStopTheWork(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(stderr, "imgbase: warning: cannot write the log file: "+filepath.Join(c.env.Root, "var/log/imgbased.log")+" (") {
 		t.Fatalf("layer --add with an unwritable log: %d %q", code, stderr)
 	}
+}
+
+// With /boot not mounted, every verb that reads or writes boot entries
+// says so and stops before changing anything; the layer's own /boot is
+// neither read nor written.
+func TestBootNotMountedStops(t *testing.T) {
+	c := newCLI(t, "running", 5)
+	os.WriteFile(filepath.Join(c.env.Root, "proc/self/mountinfo"), []byte("25 1 254:5 / / rw,relatime shared:1 - ext4 /dev/mapper/HostVG-Base--1--0+1 rw\n"), 0o644)
+	before := snapshotTree(t, filepath.Join(c.env.Root, "boot"))
+	for _, line := range []string{"boot --list", "boot --get-default", "boot --status", "boot --set-default Base-1-0+1",
+		"boot --mark-good", "rollback", "check", "recover", "layer --add", "layer --remove Base-1-0+2", "base --remove Base-2-0"} {
+		code, _, stderr := c.run(t, line)
+		if code != 1 || !strings.Contains(stderr, "/boot is not mounted") || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("%s: exit %d, stderr %q; want 1 and one line saying /boot is not mounted", line, code, stderr)
+		}
+	}
+	if m := c.rec.Mutations(); len(m) != 0 {
+		t.Errorf("ran %v with /boot not mounted", m)
+	}
+	if after := snapshotTree(t, filepath.Join(c.env.Root, "boot")); after != before {
+		t.Errorf("/boot changed:\n%s\nwas\n%s", after, before)
+	}
+}
+
+// snapshotTree lists the files under dir with their sizes.
+func snapshotTree(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil {
+			fmt.Fprintf(&b, "%s %d\n", p, info.Size())
+		}
+		return nil
+	})
+	return b.String()
 }

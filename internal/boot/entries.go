@@ -65,6 +65,9 @@ func (m *Manager) ID(layer string) string {
 // oldest layer first. Foreign entries (the distribution's own) are left
 // alone.
 func (m *Manager) List() ([]Entry, error) {
+	if err := m.Ready(); err != nil {
+		return nil, err
+	}
 	dirents, err := os.ReadDir(m.entriesDir())
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -156,9 +159,9 @@ func (m *Manager) AddLayer(ctx context.Context, l Layer, try bool) (Entry, error
 	if title == "" {
 		title = l.Name
 	}
-	carried, extra := cmdline.Carry(m.readCmdline()), l.CmdlineExtra
+	carried, extra, panicAdded := m.carried(entries), l.CmdlineExtra, false
 	if try {
-		extra = withPanicReboot(carried, extra)
+		extra, panicAdded = withPanicReboot(carried, extra)
 	}
 	e := bls.Entry{
 		Title:   fmt.Sprintf("%s (%s)", title, l.Name),
@@ -198,7 +201,7 @@ func (m *Manager) AddLayer(ctx context.Context, l Layer, try bool) (Entry, error
 		}
 	}
 	if try {
-		if err := m.arm(ctx, l.Name); err != nil {
+		if err := m.arm(ctx, l.Name, panicAdded); err != nil {
 			return added, err
 		}
 	}
@@ -350,11 +353,78 @@ func (m *Manager) bootFS(ctx context.Context) (uuid, module string) {
 // there already: a kernel that panics must reboot for GRUB to fall back.
 const PanicReboot = "panic=10"
 
-func withPanicReboot(carried, extra []string) []string {
+// It says whether it added it.
+func withPanicReboot(carried, extra []string) ([]string, bool) {
 	for _, a := range append(append([]string(nil), carried...), extra...) {
 		if cmdline.Key(a) == "panic" {
-			return extra
+			return extra, false
 		}
 	}
-	return append(append([]string(nil), extra...), PanicReboot)
+	return append(append([]string(nil), extra...), PanicReboot), true
+}
+
+// carried returns the running command line's arguments a new entry keeps.
+// A layer booted by its trial runs with the PanicReboot imgbase gave the
+// trial; once its entry is plain again (MarkGood), that argument is not
+// the admin's and is not carried into other layers' entries.
+func (m *Manager) carried(entries []Entry) []string {
+	args := cmdline.Carry(m.readCmdline())
+	e, ok := find(entries, m.running())
+	if !ok {
+		return args
+	}
+	if _, has := cmdline.Value(e.Args(), "panic"); has {
+		return args
+	}
+	var out []string
+	for _, a := range args {
+		if a != PanicReboot {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// plainEntry takes the PanicReboot imgbase gave a trial out of layer's
+// entry (and the GRUB menu) once the trial has succeeded: a good layer
+// that panics later should stop at the panic for the admin to read, as
+// any other layer does, not reboot in a loop.
+func (m *Manager) plainEntry(ctx context.Context, layer string) error {
+	entries, err := m.List()
+	if err != nil {
+		return err
+	}
+	e, ok := find(entries, layer)
+	if !ok {
+		return nil
+	}
+	var args []string
+	for _, a := range cmdline.Split(e.Options) {
+		if a != PanicReboot {
+			args = append(args, a)
+		}
+	}
+	if opts := strings.Join(args, " "); opts != e.Options {
+		e.Options = opts
+		data, err := e.Entry.Marshal()
+		if err != nil {
+			return err
+		}
+		// The entry first, then the menu rendered from it; each write is
+		// atomic, and a crash between them leaves a menu 'check' reports
+		// as stale and 'recover' re-renders.
+		if err := m.files().WriteFile(e.Path, data, 0o644); err != nil {
+			return err
+		}
+		for i := range entries {
+			if entries[i].Layer == layer {
+				entries[i] = e
+			}
+		}
+		if err := m.writeFragment(ctx, entries); err != nil {
+			return err
+		}
+		m.Log.Info("trial succeeded: the layer's entry no longer reboots on panic", "layer", layer)
+	}
+	return nil
 }

@@ -103,6 +103,18 @@ type Manager struct {
 	// Less orders layers oldest first; the default compares base NVRs and
 	// layer numbers (see LayerLess). The caller may set layout's order.
 	Less func(a, b string) bool
+	// Guard, when set, is asked before Boot is read or written; an error
+	// stops the operation (Boot is the root filesystem's own directory,
+	// not the boot partition, because it is not mounted).
+	Guard func() error
+}
+
+// Ready returns Guard's verdict: nil when Boot may be read and written.
+func (m *Manager) Ready() error {
+	if m.Guard == nil {
+		return nil
+	}
+	return m.Guard()
 }
 
 // New returns a Manager for bootDir with its loader detected.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -252,12 +253,19 @@ func TestSelection(t *testing.T) {
 	if err := f.m.SetDefault(ctx, "Base-9-0+1"); !errors.Is(err, ErrNoEntry) {
 		t.Fatalf("SetDefault of a missing layer: %v", err)
 	}
-	to, err := f.m.Rollback(ctx, "")
-	if err != nil || to != "Base-1-0+2" {
-		t.Fatalf("rollback to %q: %v", to, err)
+	// Every layer has booted once (MarkGood ran in each).
+	for i, l := range []string{"Base-1-0+1", "Base-1-0+2", "Base-2-0+1"} {
+		f.booted(l, fmt.Sprint("b", i))
+		if _, err := f.m.MarkGood(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if to, err = f.m.Rollback(ctx, ""); err != nil || to != "Base-1-0+1" {
-		t.Fatalf("rollback to %q: %v", to, err)
+	res, err := f.m.Rollback(ctx, "")
+	if err != nil || res.Layer != "Base-1-0+2" || len(res.Skipped) != 0 {
+		t.Fatalf("rollback to %+v: %v", res, err)
+	}
+	if res, err = f.m.Rollback(ctx, ""); err != nil || res.Layer != "Base-1-0+1" {
+		t.Fatalf("rollback to %+v: %v", res, err)
 	}
 	if _, err = f.m.Rollback(ctx, ""); err == nil {
 		t.Fatal("rolled back past the oldest layer")
@@ -265,8 +273,8 @@ func TestSelection(t *testing.T) {
 	if _, err = f.m.Rollback(ctx, "Nope-1-0+1"); !errors.Is(err, ErrNoEntry) {
 		t.Fatalf("rollback to a missing layer: %v", err)
 	}
-	if to, err = f.m.Rollback(ctx, "Base-2-0+1"); err != nil || to != "Base-2-0+1" {
-		t.Fatalf("rollback --to: %q %v", to, err)
+	if res, err = f.m.Rollback(ctx, "Base-2-0+1"); err != nil || res.Layer != "Base-2-0+1" || res.NeverBooted {
+		t.Fatalf("rollback --to: %+v %v", res, err)
 	}
 	list, _ := f.m.List()
 	var names []string
@@ -595,5 +603,114 @@ func TestReAddAfterKernelUpgrade(t *testing.T) {
 	}
 	if !strings.Contains(f.read("grub/imgbase.cfg"), "/Base-1-0+1/vmlinuz-6.1.0-20-amd64") {
 		t.Fatal("menu not updated")
+	}
+}
+
+// Rollback goes back to a layer that booted, never to one that was only
+// added; --to may name any layer and says when it never booted.
+func TestRollbackGoesToALayerThatBooted(t *testing.T) {
+	f := newFixture(t, map[string]string{"grub/grub.cfg": debianGrubCfg})
+	ctx := context.Background()
+	f.m.Setup(ctx)
+	f.add("Base-1-0+1", false)
+	f.m.SetDefault(ctx, "Base-1-0+1")
+	f.booted("Base-1-0+1", "b1")
+	if _, err := f.m.MarkGood(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Two layers added, the newer one's trial boots good; the middle one
+	// never booted.
+	f.add("Base-1-0+2", false)
+	f.add("Base-1-0+3", true)
+	if e := grubBoot(t, f); e != "Base-1-0+3" {
+		t.Fatalf("trial booted %q", e)
+	}
+	f.booted("Base-1-0+3", "b2")
+	if ev, err := f.m.MarkGood(ctx); err != nil || ev.Kind != EventGood {
+		t.Fatalf("%+v %v", ev, err)
+	}
+	if ok, _ := f.m.BootedGood("Base-1-0+2"); ok {
+		t.Fatal("a layer that never booted counts as booted")
+	}
+	res, err := f.m.Rollback(ctx, "")
+	if err != nil || res.Layer != "Base-1-0+1" || strings.Join(res.Skipped, ",") != "Base-1-0+2" {
+		t.Fatalf("rollback: %+v %v", res, err)
+	}
+	if !strings.Contains(res.Reason, "skipped Base-1-0+2: never booted") {
+		t.Fatalf("reason %q", res.Reason)
+	}
+	if d, _ := f.m.Default(); d != "Base-1-0+1" {
+		t.Fatalf("default %q", d)
+	}
+	// --to a layer that never booted: done, and said.
+	if res, err = f.m.Rollback(ctx, "Base-1-0+2"); err != nil || res.Layer != "Base-1-0+2" || !res.NeverBooted {
+		t.Fatalf("rollback --to: %+v %v", res, err)
+	}
+	if res, err = f.m.Rollback(ctx, "Base-1-0+3"); err != nil || res.NeverBooted {
+		t.Fatalf("rollback --to a layer that booted: %+v %v", res, err)
+	}
+}
+
+// With no earlier layer that ever booted, rollback refuses and names the
+// way out instead of choosing a layer that may never have worked.
+func TestRollbackRefusesWhenNoEarlierLayerBooted(t *testing.T) {
+	f := newFixture(t, map[string]string{"grub/grub.cfg": debianGrubCfg})
+	ctx := context.Background()
+	f.m.Setup(ctx)
+	f.add("Base-1-0+1", false)
+	f.add("Base-1-0+2", false)
+	f.m.SetDefault(ctx, "Base-1-0+2")
+	f.booted("Base-1-0+2", "b1")
+	f.m.MarkGood(ctx)
+	_, err := f.m.Rollback(ctx, "")
+	if err == nil || !strings.Contains(err.Error(), "Base-1-0+1 never did") || !strings.Contains(err.Error(), "--to") {
+		t.Fatalf("rollback: %v", err)
+	}
+	if d, _ := f.m.Default(); d != "Base-1-0+2" {
+		t.Fatalf("a refused rollback changed the default to %q", d)
+	}
+}
+
+// Once a trial succeeds, the layer's entry and menu lose the panic=10
+// imgbase gave the trial, and layers added from that boot do not carry it;
+// an admin's own panic= is never touched.
+func TestGoodTrialEntryIsPlain(t *testing.T) {
+	f := newFixture(t, map[string]string{"grub/grub.cfg": debianGrubCfg})
+	ctx := context.Background()
+	f.m.Setup(ctx)
+	f.add("Base-1-0+1", false)
+	f.m.SetDefault(ctx, "Base-1-0+1")
+	f.booted("Base-1-0+1", "b1")
+	e := f.add("Base-2-0+1", true)
+	if !strings.Contains(e.Options, PanicReboot) || !strings.Contains(f.read("grub/imgbase.cfg"), PanicReboot) {
+		t.Fatalf("the trial entry has no %s: %s", PanicReboot, e.Options)
+	}
+	grubBoot(t, f)
+	// The trial boot runs with the trial's command line.
+	writeFile(t, filepath.Join(filepath.Dir(f.boot), "cmdline"), "root=/dev/HostVG/Base-2-0+1 img.bootid=Base-2-0+1 console=ttyS0,115200n8 "+PanicReboot+"\n")
+	if ev, err := f.m.MarkGood(ctx); err != nil || ev.Kind != EventGood {
+		t.Fatalf("%+v %v", ev, err)
+	}
+	if got := f.read("loader/entries/Base-2-0_1.conf"); strings.Contains(got, "panic=") {
+		t.Fatalf("the good layer's entry still has panic=:\n%s", got)
+	}
+	if menu := f.read("grub/imgbase.cfg"); strings.Contains(menu, "panic=") {
+		t.Fatalf("the menu still has panic=:\n%s", menu)
+	}
+	if e := f.add("Base-2-0+2", false); strings.Contains(e.Options, "panic=") {
+		t.Fatalf("a layer added from the good trial boot carries panic=: %s", e.Options)
+	}
+
+	// An admin's panic=30 on the running command line: the trial keeps
+	// it, and so does the good entry.
+	writeFile(t, filepath.Join(filepath.Dir(f.boot), "cmdline"), "root=/dev/HostVG/Base-2-0+1 img.bootid=Base-2-0+1 panic=30\n")
+	f.add("Base-3-0+1", true)
+	grubBoot(t, f)
+	writeFile(t, filepath.Join(filepath.Dir(f.boot), "cmdline"), "root=/dev/HostVG/Base-3-0+1 img.bootid=Base-3-0+1 panic=30\n")
+	if ev, err := f.m.MarkGood(ctx); err != nil || ev.Kind != EventGood {
+		t.Fatalf("%+v %v", ev, err)
+	}
+	if got := f.read("loader/entries/Base-3-0_1.conf"); !strings.Contains(got, "panic=30") {
+		t.Fatalf("the admin's panic=30 is gone:\n%s", got)
 	}
 }

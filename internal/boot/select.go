@@ -53,6 +53,9 @@ func (m *Manager) requireEntry(layer string) (Entry, error) {
 
 // Default returns the layer that boots by default, "" when none is set.
 func (m *Manager) Default() (string, error) {
+	if err := m.Ready(); err != nil {
+		return "", err
+	}
 	switch {
 	case m.isGrub():
 		env, err := m.readEnv()
@@ -125,17 +128,43 @@ func (m *Manager) SetNext(ctx context.Context, layer string) error {
 	return m.addEvent(Event{Kind: EventNext, Layer: layer}, nil)
 }
 
-// Rollback makes to the default, or, when to is "", the layer before the
-// current default. It returns the layer that boots next by default.
-func (m *Manager) Rollback(ctx context.Context, to string) (string, error) {
+// RollbackResult says what Rollback chose and why.
+type RollbackResult struct {
+	// Layer is the new default.
+	Layer string `json:"default"`
+	// Reason says why Layer was chosen, in a few words.
+	Reason string `json:"reason"`
+	// NeverBooted is set when Layer, named by the caller, has never
+	// booted to a working system as far as the boot history knows.
+	NeverBooted bool `json:"never_booted,omitempty"`
+	// Skipped are the layers between the old default and Layer that
+	// were passed over because they never booted, newest first.
+	Skipped []string `json:"skipped,omitempty"`
+}
+
+// Rollback makes to the default, or, when to is "", the newest layer
+// before the current default that has booted to a working system (see
+// bootedGood): a layer that was added and never booted is no known-good
+// state to go back to. When no earlier layer ever booted, it refuses and
+// says to name one: guessing could leave the host with a default that
+// never worked.
+func (m *Manager) Rollback(ctx context.Context, to string) (RollbackResult, error) {
+	if err := m.Ready(); err != nil {
+		return RollbackResult{}, err
+	}
+	good, err := m.bootedGood()
+	if err != nil {
+		return RollbackResult{}, err
+	}
+	res := RollbackResult{Layer: to, Reason: "named with --to"}
 	if to == "" {
 		entries, err := m.List()
 		if err != nil {
-			return "", err
+			return res, err
 		}
 		def, err := m.Default()
 		if err != nil {
-			return "", err
+			return res, err
 		}
 		i := -1
 		for j, e := range entries {
@@ -145,20 +174,37 @@ func (m *Manager) Rollback(ctx context.Context, to string) (string, error) {
 		}
 		switch {
 		case i < 0:
-			return "", fmt.Errorf("cannot roll back: the default %q has no boot entry; name a layer with --to", def)
+			return res, fmt.Errorf("cannot roll back: the default %q has no boot entry; name a layer with --to", def)
 		case i == 0:
-			return "", fmt.Errorf("cannot roll back: %s is the oldest layer with a boot entry", def)
+			return res, fmt.Errorf("cannot roll back: %s is the oldest layer with a boot entry", def)
 		}
-		to = entries[i-1].Layer
+		for j := i - 1; j >= 0 && res.Layer == ""; j-- {
+			if l := entries[j].Layer; good[l] {
+				res.Layer = l
+			} else {
+				res.Skipped = append(res.Skipped, l)
+			}
+		}
+		if res.Layer == "" {
+			return res, fmt.Errorf("cannot roll back: no layer before %s has ever booted (%s never did); name one with 'imgbase rollback --to LAYER' (see 'imgbase boot --list')",
+				def, strings.Join(res.Skipped, ", "))
+		}
+		res.Reason = "the newest layer before " + def + " that has booted"
+		if len(res.Skipped) > 0 {
+			res.Reason += "; skipped " + strings.Join(res.Skipped, ", ") + ": never booted"
+		}
+	} else {
+		res.NeverBooted = !good[to]
 	}
-	if err := m.SetDefault(ctx, to); err != nil {
-		return "", fmt.Errorf("cannot roll back to %s: %w", to, err)
+	if err := m.SetDefault(ctx, res.Layer); err != nil {
+		return res, fmt.Errorf("cannot roll back to %s: %w", res.Layer, err)
 	}
-	return to, nil
+	return res, nil
 }
 
-// arm makes the next boot try layer once.
-func (m *Manager) arm(ctx context.Context, layer string) error {
+// arm makes the next boot try layer once; panicAdded says its entry got
+// PanicReboot from imgbase.
+func (m *Manager) arm(ctx context.Context, layer string, panicAdded bool) error {
 	switch {
 	case m.isGrub():
 		env, err := m.readEnv()
@@ -170,7 +216,13 @@ func (m *Manager) arm(ctx context.Context, layer string) error {
 		if err := m.writeEnv(env); err != nil {
 			return err
 		}
-		return m.addEvent(Event{Kind: EventTry, Layer: layer}, &layer)
+		r, err := m.readRecord()
+		if err != nil {
+			return err
+		}
+		r.Try, r.TryPanic = layer, panicAdded
+		r.Events = append(r.Events, Event{Time: m.now().UTC(), Kind: EventTry, Layer: layer, Booted: m.running()})
+		return m.writeRecord(r)
 	case m.Loader == SystemdBoot:
 		// systemd-boot: a one-shot boot of the layer is the trial; the
 		// default stays the last good layer until MarkGood. The boot id
@@ -179,7 +231,7 @@ func (m *Manager) arm(ctx context.Context, layer string) error {
 		if err != nil {
 			return err
 		}
-		r.Try, r.ArmedBoot = layer, m.bootID()
+		r.Try, r.ArmedBoot, r.TryPanic = layer, m.bootID(), panicAdded
 		r.Events = append(r.Events, Event{Time: m.now().UTC(), Kind: EventTry, Layer: layer, Booted: m.running()})
 		if err := m.writeRecord(r); err != nil {
 			return err
@@ -227,23 +279,69 @@ func (m *Manager) cancel(ctx context.Context, layer string) error {
 }
 
 // MarkGood is run once the system is up (imgbase-boot-success.service).
-// If this boot was a layer's trial, the layer becomes the default; if a
-// trial failed (GRUB fell back), that is recorded. Otherwise it does
-// nothing. It returns the event recorded, Kind "" when none.
+// It records that the running layer booted good (rollback goes only to
+// such layers). If this boot was a layer's trial, the layer becomes the
+// default and its entry loses the trial's PanicReboot; if a trial failed
+// (GRUB fell back), that is recorded. It returns the trial's event, Kind ""
+// when this boot was none.
 //
 // The record is written before grubenv: a crash between the two leaves
 // the trial unfinished, and GRUB's fallback on the next boot is recorded
 // after it.
 func (m *Manager) MarkGood(ctx context.Context) (Event, error) {
+	if err := m.Ready(); err != nil {
+		return Event{}, err
+	}
+	if m.Loader == LoaderNone {
+		return Event{}, ErrNoLoader
+	}
+	ev, plain, err := m.finishTrial(ctx)
+	if err != nil {
+		return ev, err
+	}
+	if err := m.noteGood(); err != nil {
+		return ev, err
+	}
+	if plain {
+		return ev, m.plainEntry(ctx, ev.Layer)
+	}
+	return ev, nil
+}
+
+// noteGood adds the running layer to the record's Good, once.
+func (m *Manager) noteGood() error {
 	run := m.running()
+	if run == "" {
+		return nil
+	}
+	r, err := m.readRecord()
+	if err != nil {
+		return err
+	}
+	for _, l := range r.Good {
+		if l == run {
+			return nil
+		}
+	}
+	r.Good = append(r.Good, run)
+	return m.writeRecord(r)
+}
+
+// finishTrial ends a trial this boot decides; plain says the trial
+// succeeded and its entry should lose the PanicReboot imgbase gave it.
+func (m *Manager) finishTrial(ctx context.Context) (ev Event, plain bool, err error) {
+	run := m.running()
+	r, err := m.readRecord()
+	if err != nil {
+		return Event{}, false, err
+	}
 	switch {
 	case m.isGrub():
 		env, err := m.readEnv()
 		if err != nil {
-			return Event{}, err
+			return Event{}, false, err
 		}
 		try := m.layerOf(env.Get(grubcfg.TryEntry))
-		var ev Event
 		switch env.Get(grubcfg.BootStatus) {
 		case grubcfg.StatusTrying:
 			if run != "" && run == try {
@@ -256,48 +354,47 @@ func (m *Manager) MarkGood(ctx context.Context) (Event, error) {
 			ev = Event{Kind: EventFallback, Layer: try,
 				Detail: fmt.Sprintf("trial boot never reached the success mark; fell back to %s", orNone(m.layerOf(env.Get(grubcfg.SavedEntry))))}
 		default:
-			return Event{}, nil
+			return Event{}, false, nil
 		}
 		none := ""
 		if err := m.addEvent(ev, &none); err != nil {
-			return Event{}, err
+			return Event{}, false, err
 		}
 		env.Unset(grubcfg.TryEntry)
 		env.Unset(grubcfg.BootStatus)
 		if err := m.writeEnv(env); err != nil {
-			return Event{}, err
+			return Event{}, false, err
 		}
 		m.Log.Info("boot trial finished", "kind", ev.Kind, "layer", ev.Layer, "running", run)
-		return ev, nil
 	case m.Loader == SystemdBoot:
-		r, err := m.readRecord()
-		if err != nil {
-			return Event{}, err
-		}
 		if r.Try == "" || (r.ArmedBoot != "" && r.ArmedBoot == m.bootID()) {
-			return Event{}, nil
+			return Event{}, false, nil
 		}
-		ev := Event{Kind: EventFallback, Layer: r.Try, Detail: "trial boot never reached the success mark"}
+		ev = Event{Kind: EventFallback, Layer: r.Try, Detail: "trial boot never reached the success mark"}
 		if run == r.Try {
 			ev = Event{Kind: EventGood, Layer: r.Try, Detail: "trial boot reached the success mark; now the default"}
 		}
 		none := ""
 		if err := m.addEvent(ev, &none); err != nil {
-			return Event{}, err
+			return Event{}, false, err
 		}
 		if ev.Kind == EventGood {
 			if err := m.setLoaderDefault(m.ID(r.Try)); err != nil {
-				return Event{}, err
+				return Event{}, false, err
 			}
 		}
-		return ev, nil
 	}
-	return Event{}, ErrNoLoader
+	// The record read before the event was added says whether imgbase
+	// gave this trial its PanicReboot (addEvent cleared it).
+	return ev, ev.Kind == EventGood && r.TryPanic && r.Try == ev.Layer, nil
 }
 
 // Status returns the selection and the recorded history.
 func (m *Manager) Status() (Status, error) {
 	s := Status{Loader: m.Loader.String(), Running: m.running()}
+	if err := m.Ready(); err != nil {
+		return s, err
+	}
 	r, err := m.readRecord()
 	if err != nil {
 		return s, err
@@ -387,6 +484,9 @@ func (m *Manager) setLoaderDefault(id string) error {
 // makes grub.cfg source it (once; rerunning changes nothing) and creates
 // grubenv if missing; for systemd-boot it creates loader/entries.
 func (m *Manager) Setup(ctx context.Context) error {
+	if err := m.Ready(); err != nil {
+		return err
+	}
 	if m.Loader == LoaderNone {
 		return ErrNoLoader
 	}

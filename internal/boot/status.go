@@ -40,8 +40,15 @@ type record struct {
 	// keeps it in grubenv too).
 	Try string `json:"try,omitempty"`
 	// ArmedBoot is the kernel boot id when Try was armed (systemd-boot).
-	ArmedBoot string  `json:"armed_boot,omitempty"`
-	Events    []Event `json:"events"`
+	ArmedBoot string `json:"armed_boot,omitempty"`
+	// TryPanic says imgbase added PanicReboot to the trial's entry, so
+	// that MarkGood may take it out again (an admin's own panic= stays).
+	TryPanic bool `json:"try_panic,omitempty"`
+	// Good are the layers that have reached the success mark at least
+	// once (MarkGood ran while they were running), oldest first. Unlike
+	// Events it is not trimmed: rollback relies on it.
+	Good   []string `json:"good,omitempty"`
+	Events []Event  `json:"events"`
 }
 
 func (m *Manager) readRecord() (record, error) {
@@ -91,10 +98,45 @@ func (m *Manager) addEvent(ev Event, try *string) error {
 	if try != nil {
 		r.Try = *try
 		if *try == "" {
-			r.ArmedBoot = ""
+			r.ArmedBoot, r.TryPanic = "", false
 		}
 	}
 	return m.writeRecord(r)
+}
+
+// bootedGood returns the layers known to have booted to a working system:
+// those that reached the success mark, those a trial proved good, those
+// that were running when any event was recorded (an admin ran imgbase in
+// them, so they were up; this also reads the history of hosts whose record
+// predates Good), and the running layer.
+func (m *Manager) bootedGood() (map[string]bool, error) {
+	r, err := m.readRecord()
+	if err != nil {
+		return nil, err
+	}
+	good := map[string]bool{}
+	for _, l := range r.Good {
+		good[l] = true
+	}
+	for _, e := range r.Events {
+		if e.Kind == EventGood {
+			good[e.Layer] = true
+		}
+		if e.Booted != "" {
+			good[e.Booted] = true
+		}
+	}
+	if run := m.running(); run != "" {
+		good[run] = true
+	}
+	return good, nil
+}
+
+// BootedGood reports whether layer has ever booted to a working system
+// (see bootedGood).
+func (m *Manager) BootedGood(layer string) (bool, error) {
+	good, err := m.bootedGood()
+	return good[layer], err
 }
 
 // Status is the boot selection as it stands, and its history.

@@ -116,3 +116,33 @@ func TestType(t *testing.T) {
 		t.Error("a failing blkid was taken for no filesystem")
 	}
 }
+
+// A layer made from an image's base gets the host's /boot, ESP and swap,
+// replacing the image's own lines for them; everything else is the
+// layer's, and a second pass changes nothing.
+func TestHostWide(t *testing.T) {
+	running := "/dev/HostVG/Base-1-0+1 / ext4 defaults,discard 0 1\n" +
+		"UUID=b00t /boot ext4 defaults 0 2\n" +
+		"UUID=E5P /boot/efi vfat umask=0077 0 1\n" +
+		"/dev/HostVG/swap none swap sw 0 0\n" +
+		"/dev/HostVG/var /var ext4 defaults,discard 0 2\n" +
+		"# UUID=old /efi vfat defaults 0 1\n"
+	image := "# image\nUUID=img / ext4 errors=remount-ro 0 1\nUUID=buildboot /boot ext4 defaults 0 2\n/dev/sdb1 none swap sw 0 0\ntmpfs /tmp tmpfs defaults 0 0\n"
+	want := "# image\nUUID=img / ext4 errors=remount-ro 0 1\ntmpfs /tmp tmpfs defaults 0 0\n" +
+		"UUID=b00t /boot ext4 defaults 0 2\nUUID=E5P /boot/efi vfat umask=0077 0 1\n/dev/HostVG/swap none swap sw 0 0\n"
+	got := string(HostWide([]byte(image), []byte(running)))
+	if got != want {
+		t.Fatalf("HostWide =\n%s\nwant\n%s", got, want)
+	}
+	if again := string(HostWide([]byte(got), []byte(running))); again != got {
+		t.Fatalf("second pass changed it:\n%s", again)
+	}
+	// A host without a separate /boot leaves the layer's lines alone.
+	if got := string(HostWide([]byte(image), []byte("/dev/HostVG/L / ext4 defaults 0 1\n"))); got != image {
+		t.Fatalf("without host-wide lines:\n%s", got)
+	}
+	// An image fstab without a trailing newline.
+	if got := string(HostWide([]byte("UUID=img / ext4 defaults 0 1"), []byte("UUID=b00t /boot ext4 defaults 0 2\n"))); got != "UUID=img / ext4 defaults 0 1\nUUID=b00t /boot ext4 defaults 0 2\n" {
+		t.Fatalf("no trailing newline:\n%q", got)
+	}
+}

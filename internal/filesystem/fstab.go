@@ -71,3 +71,86 @@ func Root(fstab []byte) string {
 	}
 	return ""
 }
+
+// hostWideMounts are the mount points every layer shares with the host:
+// the boot partition and the ESP where distributions mount it.
+var hostWideMounts = map[string]bool{"/boot": true, "/boot/efi": true, "/efi": true}
+
+// hostWide says whether an fstab line's fields mount something of the host
+// rather than of the layer: /boot, the ESP or swap. key groups the lines
+// one replaces: the mount point, or "swap" for every swap line.
+func hostWide(f []string) (key string, ok bool) {
+	if len(f) < 2 || strings.HasPrefix(f[0], "#") {
+		return "", false
+	}
+	if len(f) >= 3 && f[2] == "swap" {
+		return "swap", true
+	}
+	return f[1], hostWideMounts[f[1]]
+}
+
+// IsHostWide says whether an fstab line, given as fields, mounts something
+// every layer shares with the host (see HostWide).
+func IsHostWide(fields []string) bool {
+	_, ok := hostWide(fields)
+	return ok
+}
+
+// HostWide returns fstab (a layer's) with the host-wide lines of running
+// (the running layer's): /boot, /boot/efi, /efi and swap. A layer made
+// from an image's base carries the image's fstab, which knows nothing of
+// this host's boot partition, ESP or swap; without them a layer boots with
+// an empty /boot and nothing can manage its boot entries. For each kind
+// running mounts, the layer's own lines of that kind are dropped (they
+// name the build machine's devices) and running's are appended; kinds
+// running lacks are left as they are. Lines already identical stay where
+// they are, so applying it twice changes nothing.
+func HostWide(fstab, running []byte) []byte {
+	want := map[string][]string{} // key -> running's lines, normalised
+	var order []string
+	for _, line := range strings.Split(string(running), "\n") {
+		f := strings.Fields(line)
+		if key, ok := hostWide(f); ok {
+			if _, seen := want[key]; !seen {
+				order = append(order, key)
+			}
+			want[key] = append(want[key], strings.Join(f, " "))
+		}
+	}
+	if len(want) == 0 {
+		return fstab
+	}
+	have := map[string]bool{}
+	lines := strings.SplitAfter(string(fstab), "\n")
+	var out []string
+	for _, line := range lines {
+		f := strings.Fields(line)
+		key, ok := hostWide(f)
+		if !ok || want[key] == nil {
+			out = append(out, line)
+			continue
+		}
+		norm := strings.Join(f, " ")
+		keep := false
+		for _, w := range want[key] {
+			keep = keep || w == norm
+		}
+		if keep && !have[norm] {
+			have[norm] = true
+			out = append(out, line)
+		}
+	}
+	s := strings.Join(out, "")
+	if s != "" && !strings.HasSuffix(s, "\n") {
+		s += "\n"
+	}
+	for _, key := range order {
+		for _, w := range want[key] {
+			if !have[w] {
+				have[w] = true
+				s += w + "\n"
+			}
+		}
+	}
+	return []byte(s)
+}

@@ -57,6 +57,9 @@ func (h *Host) RemoveBase(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	if err := h.bootReady(); err != nil {
+		return err
+	}
 	b := t.Base(name)
 	if b == nil {
 		return refuse("cannot remove base %q: no such base; see 'imgbase layout --bases'", name)

@@ -68,6 +68,9 @@ func (b BootManager) Default() (string, error) {
 	return def, err
 }
 
+// Ready says whether the boot entries can be read and written now.
+func (b BootManager) Ready() error { return b.M.Ready() }
+
 // Setup wires the boot loader to read imgbase's entries.
 func (b BootManager) Setup(ctx context.Context) error { return b.M.Setup(ctx) }
 
@@ -134,4 +137,30 @@ func (h *Host) RecoverBoot(ctx context.Context, b BootManager) ([]boot.Problem, 
 		}
 	}
 	return b.M.Recover(ctx, layers)
+}
+
+// BootGuard returns a boot.Manager Guard for dir, the boot directory as the
+// running system sees it ("/boot"): an error when dir is on the root
+// filesystem. The entries live on a partition of their own, which the boot
+// loader reads (it cannot read a thin LV); when that partition is not
+// mounted, dir is the layer's own directory, and what is read there is not
+// what boots, and what is written there is never booted. A mount table that
+// cannot be read stops nothing.
+func (h *Host) BootGuard(dir string) func() error {
+	return func() error {
+		mp, err := h.MountOf(dir)
+		if err != nil || mp != "/" {
+			return nil
+		}
+		return fmt.Errorf("cannot use the boot entries: %s is not mounted, so it is the layer's own directory, which the boot loader never reads; mount the boot partition ('mount %s', and give it a line in /etc/fstab) and try again", dir, dir)
+	}
+}
+
+// bootReady stops a verb before it changes anything when the boot entries
+// cannot be reached (see BootGuard).
+func (h *Host) bootReady() error {
+	if r, ok := h.Boot.(interface{ Ready() error }); ok {
+		return r.Ready()
+	}
+	return nil
 }

@@ -158,6 +158,22 @@ func TestInitRefusalsRunNothing(t *testing.T) {
 	}
 }
 
+// A layer of a base installed from an image carries the image's fstab:
+// it gets the host's /boot and swap from the running fstab, in place of
+// the image's own lines for them.
+func TestAddLayerOnImageBaseMountsHostBoot(t *testing.T) {
+	f := newFixture(t, "running", 254, 5)
+	os.WriteFile(filepath.Join(f.h.Root, "etc/fstab"), []byte("/dev/HostVG/Base-1-0+1 / ext4 defaults,discard 0 1\nUUID=b00t /boot ext4 defaults 0 2\n/dev/HostVG/swap none swap sw 0 0\n/dev/HostVG/var /var ext4 defaults,discard 0 2\n"), 0o644)
+	fstab := f.layerFstab(t, "Base-1-0+3", "UUID=image / ext4 errors=remount-ro 0 1\nUUID=buildhost /boot ext4 defaults 0 2\n")
+	if _, err := f.h.AddLayer(context.Background(), "Base-1-0"); err != nil {
+		t.Fatal(err)
+	}
+	want := "/dev/HostVG/Base-1-0+3 / ext4 errors=remount-ro,discard 0 1\nUUID=b00t /boot ext4 defaults 0 2\n/dev/HostVG/swap none swap sw 0 0\n/dev/HostVG/var /var ext4 defaults,discard 0 2\n"
+	if data, _ := os.ReadFile(fstab); string(data) != want {
+		t.Errorf("fstab:\n%s\nwant:\n%s", data, want)
+	}
+}
+
 func TestAddLayerOnBaseBudget(t *testing.T) {
 	f := newFixture(t, "running", 254, 5)
 	fstab := f.layerFstab(t, "Base-1-0+3", "/dev/HostVG/Base-1-0+1 / ext4 defaults,discard 0 1\n")

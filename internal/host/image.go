@@ -59,6 +59,9 @@ func (h *Host) AddBaseFromImage(ctx context.Context, req ImageRequest) (*BaseRes
 	if err != nil {
 		return nil, err
 	}
+	if err := h.bootReady(); err != nil {
+		return nil, err
+	}
 	// Verify before the kernel mounts anything of the image (a liveimg's
 	// squashfs).
 	vres, err := h.verify(ctx, req)

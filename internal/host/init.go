@@ -32,6 +32,9 @@ func (h *Host) Init(ctx context.Context, name, from string) (*InitResult, error)
 	if err != nil {
 		return nil, err
 	}
+	if err := h.bootReady(); err != nil {
+		return nil, err
+	}
 	if t.Initialized() {
 		return nil, refuse("cannot init: %s is already managed by imgbase; see 'imgbase layout'", t.VG)
 	}

@@ -45,6 +45,9 @@ func (h *Host) AddLayer(ctx context.Context, target string) (*LayerResult, error
 	if err != nil {
 		return nil, err
 	}
+	if err := h.bootReady(); err != nil {
+		return nil, err
+	}
 	base, origin, err := layerOrigin(t, target)
 	if err != nil {
 		return nil, err
@@ -205,13 +208,15 @@ func (h *Host) editLayer(ctx context.Context, t *layout.Tree, base *layout.Base,
 		}
 	}
 	fstab := filesystem.SetRoot(old, dev, fstype)
-	// Volumes are shared by every layer: a layer made from a base gets the
-	// base's fstab, which does not mount them yet.
+	// /boot, the ESP, swap and the volumes are the host's, shared by every
+	// layer: a layer made from a base gets the image's fstab, which knows
+	// none of them.
+	running, err := os.ReadFile(h.Path("etc/fstab"))
+	if err != nil && (len(t.Volumes) > 0 || !os.IsNotExist(err)) {
+		return fmt.Errorf("cannot read the running fstab for what every layer mounts: %w", err)
+	}
+	fstab = filesystem.HostWide(fstab, running)
 	if len(t.Volumes) > 0 {
-		running, err := os.ReadFile(h.Path("etc/fstab"))
-		if err != nil {
-			return fmt.Errorf("cannot read the running fstab for the volumes: %w", err)
-		}
 		fstab = volume.AddAll(fstab, volume.Entries(running, t))
 	}
 	if err := h.WriteFile(fstabPath, fstab, 0o644, ""); err != nil {
@@ -236,6 +241,9 @@ func (h *Host) editLayer(ctx context.Context, t *layout.Tree, base *layout.Base,
 func (h *Host) RemoveLayer(ctx context.Context, name string) error {
 	t, err := h.Managed(ctx)
 	if err != nil {
+		return err
+	}
+	if err := h.bootReady(); err != nil {
 		return err
 	}
 	l := t.Layer(name)

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/imgbase/imgbase/internal/boot"
+	"github.com/imgbase/imgbase/internal/filesystem"
 	"github.com/imgbase/imgbase/internal/image"
 	"github.com/imgbase/imgbase/internal/image/preflight"
 	"github.com/imgbase/imgbase/internal/image/verify"
@@ -16,6 +19,7 @@ import (
 	"github.com/imgbase/imgbase/internal/lvm"
 	"github.com/imgbase/imgbase/internal/migrate"
 	"github.com/imgbase/imgbase/internal/nvr"
+	"github.com/imgbase/imgbase/internal/volume"
 )
 
 // ReportDir is where the report of carried configuration is kept, inside
@@ -50,6 +54,9 @@ type UpdateResult struct {
 func (h *Host) Update(ctx context.Context, req UpdateRequest) (*UpdateResult, error) {
 	t, err := h.Creating(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if err := h.bootReady(); err != nil {
 		return nil, err
 	}
 	oldBase, running, err := h.configSource(t)
@@ -131,7 +138,7 @@ func (h *Host) updateTx(t *layout.Tree, im *image.Image, req UpdateRequest, plan
 			prepare := func(ctx context.Context) error {
 				nt := withBase(t, base, plan.size)
 				return h.prepareNewLayer(ctx, nt, nt.Base(base), layer, func(ctx context.Context, mnt string) error {
-					rep, err := h.mergeSource(ctx, src, mnt)
+					rep, err := h.mergeSource(ctx, t, src, mnt)
 					res.Migration = rep
 					return err
 				})
@@ -250,18 +257,19 @@ func (h *Host) releaseSource(ctx context.Context, a journal.Args) error {
 
 // mergeSource merges the running /etc into the new layer at mnt against
 // the mounted source, then lets the source go.
-func (h *Host) mergeSource(ctx context.Context, s source, mnt string) (*migrate.Report, error) {
+func (h *Host) mergeSource(ctx context.Context, t *layout.Tree, s source, mnt string) (*migrate.Report, error) {
 	if h.Dry() {
 		fmt.Fprintf(h.Out, "# carry /etc from %s (against base %s) into %s\n", h.Root, s.base.Name(), mnt)
 		return nil, nil
 	}
-	rep, err := h.mergeEtc(ctx, s.mnt, mnt)
+	rep, err := h.mergeEtc(ctx, t, s.mnt, mnt)
 	rerr := h.releaseSource(context.WithoutCancel(ctx), s.args(journal.Args{"vg": s.vg}))
 	return rep, errors.Join(err, rerr)
 }
 
-func (h *Host) mergeEtc(ctx context.Context, oldMnt, mnt string) (*migrate.Report, error) {
-	roots := migrate.Roots{OldBase: oldMnt, Running: h.Root, New: mnt, Snapshot: true}
+func (h *Host) mergeEtc(ctx context.Context, t *layout.Tree, oldMnt, mnt string) (*migrate.Report, error) {
+	roots := migrate.Roots{OldBase: oldMnt, Running: h.Root, New: mnt, Snapshot: true,
+		FstabOwned: h.fstabOwned(t)}
 	if h.Boot != nil {
 		roots.Owned = boot.UnitPaths() // installed into the layer afresh
 	}
@@ -273,6 +281,20 @@ func (h *Host) mergeEtc(ctx context.Context, oldMnt, mnt string) (*migrate.Repor
 		return rep, err
 	}
 	return rep, nil
+}
+
+// fstabOwned says which fstab lines (as fields) editLayer writes into every
+// layer from the running fstab: the volumes' and the host-wide ones.
+func (h *Host) fstabOwned(t *layout.Tree) func([]string) bool {
+	volumes := map[string]bool{}
+	if running, err := os.ReadFile(h.Path("etc/fstab")); err == nil {
+		for _, e := range volume.Entries(running, t) {
+			volumes[e.Path] = true
+		}
+	}
+	return func(f []string) bool {
+		return filesystem.IsHostWide(f) || (len(f) >= 2 && volumes[strings.TrimSuffix(f[1], "/")])
+	}
 }
 
 // preflight refuses an update that would not fit, before anything is made.

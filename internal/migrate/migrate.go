@@ -66,6 +66,10 @@ type Roots struct {
 	// the new root after the merge: they are left out of it, and so of the
 	// report, which is about the admin's changes.
 	Owned []string
+	// FstabOwned says which lines of /etc/fstab (given as fields) imgbase
+	// writes into the new root after the merge, besides the / line, which
+	// always is: they are not the admin's changes (see fstab).
+	FstabOwned func(fields []string) bool
 }
 
 // Etc merges /etc of roots.Running into roots.New.
@@ -78,7 +82,8 @@ func Etc(ctx context.Context, roots Roots, log *slog.Logger) (*Report, error) {
 // missing from the new root is skipped with a warning. On error the report
 // of what was done so far is returned with it.
 func Paths(ctx context.Context, roots Roots, paths []string, log *slog.Logger) (*Report, error) {
-	m := &merger{log: log, rep: &Report{}, links: map[[2]uint64]string{}, snap: roots.Snapshot, owned: map[string]bool{}}
+	m := &merger{log: log, rep: &Report{}, links: map[[2]uint64]string{}, snap: roots.Snapshot, owned: map[string]bool{},
+		fstabOwned: roots.FstabOwned}
 	for _, p := range roots.Owned {
 		m.owned[strings.Trim(path.Clean("/"+p), "/")] = true
 	}
@@ -141,6 +146,7 @@ type merger struct {
 	log           *slog.Logger
 	snap          bool            // Roots.Snapshot
 	owned         map[string]bool // Roots.Owned
+	fstabOwned    func([]string) bool
 	rep           *Report
 	old, run, new int // root directory descriptors
 
@@ -411,6 +417,13 @@ func (m *merger) mergeDir(ctx context.Context, o, r, n *node, ndir int, name, re
 		}
 		for _, f := range done {
 			skip[f] = true
+		}
+		if !m.owned["etc/fstab"] {
+			handled, err := m.fstab(ofd, rfd, nfd)
+			if err != nil {
+				return err
+			}
+			skip["fstab"] = handled
 		}
 	}
 	for _, c := range sortedKeys(names) {

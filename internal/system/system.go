@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
@@ -202,4 +203,23 @@ func (s *System) MountedAt(dir string) bool {
 		}
 	}
 	return false
+}
+
+// MountOf returns the mount point of the filesystem holding dir (a path as
+// the running system sees it): the longest mount point that is dir or one
+// of its parents.
+func (s *System) MountOf(dir string) (string, error) {
+	infos, err := s.Mounts()
+	if err != nil {
+		return "", err
+	}
+	dir = filepath.Clean("/" + dir)
+	best := ""
+	for _, m := range infos {
+		mp := m.Mountpoint
+		if (mp == "/" || dir == mp || strings.HasPrefix(dir, mp+"/")) && len(mp) > len(best) {
+			best = mp
+		}
+	}
+	return best, nil
 }

@@ -81,3 +81,17 @@ func TestDryWrites(t *testing.T) {
 		t.Errorf("written %q, %v", data, err)
 	}
 }
+
+func TestMountOf(t *testing.T) {
+	s, _ := newSystem(t, &commandtest.Recorder{})
+	for dir, want := range map[string]string{
+		"/boot":                                 "/",
+		"/run/imgbase/mnt/Base-2-0+1/boot":      "/run/imgbase/mnt/Base-2-0+1",
+		"/run/imgbase/mnt/Base-2-0+1":           "/run/imgbase/mnt/Base-2-0+1",
+		"/run/imgbase/mnt/Base-2-0+10/whatever": "/",
+	} {
+		if got, err := s.MountOf(dir); err != nil || got != want {
+			t.Errorf("MountOf(%s) = %q, %v; want %q", dir, got, err, want)
+		}
+	}
+}
