@@ -714,3 +714,35 @@ func TestGoodTrialEntryIsPlain(t *testing.T) {
 		t.Fatalf("the admin's panic=30 is gone:\n%s", got)
 	}
 }
+
+// A layer whose trial was overtaken by a newer layer's keeps its
+// PanicReboot only until it boots good some other way (boot --next).
+func TestOvertakenTrialLosesPanicAtItsFirstGoodBoot(t *testing.T) {
+	f := newFixture(t, map[string]string{"grub/grub.cfg": debianGrubCfg})
+	ctx := context.Background()
+	f.m.Setup(ctx)
+	f.add("Base-1-0+1", false)
+	f.m.SetDefault(ctx, "Base-1-0+1")
+	f.booted("Base-1-0+1", "b1")
+	f.add("Base-1-0+2", true)
+	f.add("Base-1-0+3", true) // +2's trial is overtaken
+	grubBoot(t, f)
+	writeFile(t, filepath.Join(filepath.Dir(f.boot), "cmdline"), "root=/dev/HostVG/Base-1-0+3 img.bootid=Base-1-0+3 "+PanicReboot+"\n")
+	if ev, err := f.m.MarkGood(ctx); err != nil || ev.Kind != EventGood {
+		t.Fatalf("%+v %v", ev, err)
+	}
+	if got := f.read("loader/entries/Base-1-0_2.conf"); !strings.Contains(got, PanicReboot) {
+		t.Fatalf("+2 never booted, yet its entry lost %s:\n%s", PanicReboot, got)
+	}
+	// +2 booted once through boot --next, and reached the success mark.
+	writeFile(t, filepath.Join(filepath.Dir(f.boot), "cmdline"), "root=/dev/HostVG/Base-1-0+2 img.bootid=Base-1-0+2 "+PanicReboot+"\n")
+	if _, err := f.m.MarkGood(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.read("loader/entries/Base-1-0_2.conf"); strings.Contains(got, "panic=") {
+		t.Fatalf("+2 booted good, yet its entry keeps panic=:\n%s", got)
+	}
+	if menu := f.read("grub/imgbase.cfg"); strings.Count(menu, PanicReboot) != 0 {
+		t.Fatalf("the menu still has %s:\n%s", PanicReboot, menu)
+	}
+}

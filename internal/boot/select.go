@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/imgbase/imgbase/internal/boot/grubcfg"
@@ -220,7 +221,10 @@ func (m *Manager) arm(ctx context.Context, layer string, panicAdded bool) error 
 		if err != nil {
 			return err
 		}
-		r.Try, r.TryPanic = layer, panicAdded
+		r.Try = layer
+		if panicAdded {
+			r.Panicked = appendOnce(r.Panicked, layer)
+		}
 		r.Events = append(r.Events, Event{Time: m.now().UTC(), Kind: EventTry, Layer: layer, Booted: m.running()})
 		return m.writeRecord(r)
 	case m.Loader == SystemdBoot:
@@ -231,7 +235,10 @@ func (m *Manager) arm(ctx context.Context, layer string, panicAdded bool) error 
 		if err != nil {
 			return err
 		}
-		r.Try, r.ArmedBoot, r.TryPanic = layer, m.bootID(), panicAdded
+		r.Try, r.ArmedBoot = layer, m.bootID()
+		if panicAdded {
+			r.Panicked = appendOnce(r.Panicked, layer)
+		}
 		r.Events = append(r.Events, Event{Time: m.now().UTC(), Kind: EventTry, Layer: layer, Booted: m.running()})
 		if err := m.writeRecord(r); err != nil {
 			return err
@@ -271,6 +278,13 @@ func (m *Manager) cancel(ctx context.Context, layer string) error {
 	if err != nil {
 		return err
 	}
+	// A later layer of the same name is not the one given the PanicReboot.
+	if slices.Contains(r.Panicked, layer) {
+		r.Panicked = slices.DeleteFunc(r.Panicked, func(l string) bool { return l == layer })
+		if err := m.writeRecord(r); err != nil {
+			return err
+		}
+	}
 	if r.Try == layer {
 		none := ""
 		return m.addEvent(Event{Kind: EventCancel, Layer: layer, Detail: "layer removed"}, &none)
@@ -295,51 +309,61 @@ func (m *Manager) MarkGood(ctx context.Context) (Event, error) {
 	if m.Loader == LoaderNone {
 		return Event{}, ErrNoLoader
 	}
-	ev, plain, err := m.finishTrial(ctx)
+	ev, err := m.finishTrial(ctx)
 	if err != nil {
 		return ev, err
 	}
-	if err := m.noteGood(); err != nil {
+	plain, err := m.noteGood()
+	if err != nil {
 		return ev, err
 	}
 	if plain {
-		return ev, m.plainEntry(ctx, ev.Layer)
+		return ev, m.plainEntry(ctx, m.running())
 	}
 	return ev, nil
 }
 
-// noteGood adds the running layer to the record's Good, once.
-func (m *Manager) noteGood() error {
+// noteGood adds the running layer to the record's Good, once, and takes
+// it off Panicked; plain says its entry still has imgbase's PanicReboot,
+// which a layer that booted good no longer needs.
+func (m *Manager) noteGood() (plain bool, err error) {
 	run := m.running()
 	if run == "" {
-		return nil
+		return false, nil
 	}
 	r, err := m.readRecord()
 	if err != nil {
-		return err
+		return false, err
 	}
-	for _, l := range r.Good {
-		if l == run {
-			return nil
-		}
+	n := len(r.Panicked)
+	r.Panicked = slices.DeleteFunc(r.Panicked, func(l string) bool { return l == run })
+	plain = len(r.Panicked) != n
+	if slices.Contains(r.Good, run) && !plain {
+		return false, nil
 	}
-	r.Good = append(r.Good, run)
-	return m.writeRecord(r)
+	r.Good = appendOnce(r.Good, run)
+	return plain, m.writeRecord(r)
 }
 
-// finishTrial ends a trial this boot decides; plain says the trial
-// succeeded and its entry should lose the PanicReboot imgbase gave it.
-func (m *Manager) finishTrial(ctx context.Context) (ev Event, plain bool, err error) {
+func appendOnce(list []string, s string) []string {
+	if slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
+}
+
+// finishTrial ends a trial this boot decides.
+func (m *Manager) finishTrial(ctx context.Context) (ev Event, err error) {
 	run := m.running()
 	r, err := m.readRecord()
 	if err != nil {
-		return Event{}, false, err
+		return Event{}, err
 	}
 	switch {
 	case m.isGrub():
 		env, err := m.readEnv()
 		if err != nil {
-			return Event{}, false, err
+			return Event{}, err
 		}
 		try := m.layerOf(env.Get(grubcfg.TryEntry))
 		switch env.Get(grubcfg.BootStatus) {
@@ -354,21 +378,21 @@ func (m *Manager) finishTrial(ctx context.Context) (ev Event, plain bool, err er
 			ev = Event{Kind: EventFallback, Layer: try,
 				Detail: fmt.Sprintf("trial boot never reached the success mark; fell back to %s", orNone(m.layerOf(env.Get(grubcfg.SavedEntry))))}
 		default:
-			return Event{}, false, nil
+			return Event{}, nil
 		}
 		none := ""
 		if err := m.addEvent(ev, &none); err != nil {
-			return Event{}, false, err
+			return Event{}, err
 		}
 		env.Unset(grubcfg.TryEntry)
 		env.Unset(grubcfg.BootStatus)
 		if err := m.writeEnv(env); err != nil {
-			return Event{}, false, err
+			return Event{}, err
 		}
 		m.Log.Info("boot trial finished", "kind", ev.Kind, "layer", ev.Layer, "running", run)
 	case m.Loader == SystemdBoot:
 		if r.Try == "" || (r.ArmedBoot != "" && r.ArmedBoot == m.bootID()) {
-			return Event{}, false, nil
+			return Event{}, nil
 		}
 		ev = Event{Kind: EventFallback, Layer: r.Try, Detail: "trial boot never reached the success mark"}
 		if run == r.Try {
@@ -376,17 +400,15 @@ func (m *Manager) finishTrial(ctx context.Context) (ev Event, plain bool, err er
 		}
 		none := ""
 		if err := m.addEvent(ev, &none); err != nil {
-			return Event{}, false, err
+			return Event{}, err
 		}
 		if ev.Kind == EventGood {
 			if err := m.setLoaderDefault(m.ID(r.Try)); err != nil {
-				return Event{}, false, err
+				return Event{}, err
 			}
 		}
 	}
-	// The record read before the event was added says whether imgbase
-	// gave this trial its PanicReboot (addEvent cleared it).
-	return ev, ev.Kind == EventGood && r.TryPanic && r.Try == ev.Layer, nil
+	return ev, nil
 }
 
 // Status returns the selection and the recorded history.

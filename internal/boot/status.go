@@ -41,9 +41,12 @@ type record struct {
 	Try string `json:"try,omitempty"`
 	// ArmedBoot is the kernel boot id when Try was armed (systemd-boot).
 	ArmedBoot string `json:"armed_boot,omitempty"`
-	// TryPanic says imgbase added PanicReboot to the trial's entry, so
-	// that MarkGood may take it out again (an admin's own panic= stays).
-	TryPanic bool `json:"try_panic,omitempty"`
+	// Panicked are the layers whose entries carry the PanicReboot imgbase
+	// gave them for a trial, until their first good boot takes it out
+	// again (an admin's own panic= stays). A layer whose trial was
+	// overtaken by a newer one's keeps its place here: it may boot good
+	// later (boot --next, rollback).
+	Panicked []string `json:"panicked,omitempty"`
 	// Good are the layers that have reached the success mark at least
 	// once (MarkGood ran while they were running), oldest first. Unlike
 	// Events it is not trimmed: rollback relies on it.
@@ -98,7 +101,7 @@ func (m *Manager) addEvent(ev Event, try *string) error {
 	if try != nil {
 		r.Try = *try
 		if *try == "" {
-			r.ArmedBoot, r.TryPanic = "", false
+			r.ArmedBoot = ""
 		}
 	}
 	return m.writeRecord(r)
