@@ -167,6 +167,9 @@ func (h *Host) addBase(ctx context.Context, u *undo.Stack, t *layout.Tree, im *i
 			return nil, err
 		}
 		res.Written, res.PoolBytes = st.Written, st.DataBytes(chunk)
+		if err := h.FS().SeedChecksums(ctx, dev); err != nil {
+			return nil, err
+		}
 	}
 	if err := h.LVM().Seal(ctx, t.VG, name); err != nil {
 		return nil, err

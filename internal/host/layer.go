@@ -102,6 +102,9 @@ type layerSetup struct {
 	// clean says the base was just written from an image that passed its
 	// filesystem check, so the layer's need not be checked again.
 	clean bool
+	// sealedOrigin says the layer is a snapshot of a read-only base: when
+	// its superblock says it is clean, it is.
+	sealedOrigin bool
 }
 
 // createLayer snapshots origin as layer name of base and prepares its
@@ -126,6 +129,11 @@ func (h *Host) createLayer(ctx context.Context, u *undo.Stack, t *layout.Tree, b
 		h.Log.Warn("the base holds no filesystem: the layer has no fstab and no boot entry", "layer", name, "base", base.Name())
 		res.NoFS = true
 		return res, nil
+	}
+	// A sealed base is never written again, so a snapshot of it is as
+	// clean as its superblock says it was when sealed: no check needed.
+	if lv := t.LV(origin); lv != nil && origin == base.Name() && lv.ReadOnly() {
+		setup.sealedOrigin = true
 	}
 	if err := h.prepareLayer(ctx, u, t, base, name, dev, fstype, setup); err != nil {
 		return nil, err
@@ -156,7 +164,12 @@ func (h *Host) prepareLayer(ctx context.Context, u *undo.Stack, t *layout.Tree, 
 	if err := h.Mkdir(mnt); err != nil {
 		return err
 	}
-	if err := h.FS().NewUUID(ctx, dev, fstype, mnt, setup.clean); err != nil {
+	clean := setup.clean
+	if !clean && setup.sealedOrigin {
+		sb, ok := h.FS().Probe(dev)
+		clean = ok && sb.Clean
+	}
+	if err := h.FS().NewUUID(ctx, dev, fstype, mnt, clean); err != nil {
 		return err
 	}
 	opts := []string{"discard"}

@@ -117,7 +117,11 @@ func (h *Host) updateTx(t *layout.Tree, im *image.Image, req UpdateRequest, plan
 				}
 				st, err := h.writeChecked(ctx, "/dev/"+vg+"/"+base, im, plan.chunk, req.Progress)
 				res.Base.Written, res.Base.PoolBytes = st.Written, st.DataBytes(plan.chunk)
-				return err
+				if err != nil {
+					return err
+				}
+				// Every later layer of the base gets its UUID cheaply.
+				return h.FS().SeedChecksums(ctx, "/dev/"+vg+"/"+base)
 			}
 			return h.both(ctx, write, func(ctx context.Context) error { return h.mountSource(ctx, src) })
 		}},
