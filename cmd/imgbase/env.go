@@ -12,6 +12,7 @@ import (
 	"github.com/imgbase/imgbase/internal/boot"
 	"github.com/imgbase/imgbase/internal/command"
 	"github.com/imgbase/imgbase/internal/config"
+	"github.com/imgbase/imgbase/internal/filesystem"
 	"github.com/imgbase/imgbase/internal/hooks"
 	"github.com/imgbase/imgbase/internal/host"
 	"github.com/imgbase/imgbase/internal/system"
@@ -81,6 +82,12 @@ func (a *app) open(ctx context.Context, mutating bool) (*session, error) {
 	bootDir := filepath.Join(env.Root, "boot")
 	bm := boot.New(bootDir, log)
 	bm.Run = runner
+	if env.Root == "/" {
+		bm.BootFS = func(dir string) (string, string, bool) {
+			sb, ok := filesystem.Mounted(dir)
+			return sb.UUID, sb.Type, ok
+		}
+	}
 	bm.Less = layerLess
 	if a.dry {
 		bm.Dry = a.stdout

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Superblock is what imgbase needs of a filesystem's own header, read
@@ -104,4 +107,29 @@ func ReadHeader(path string) ([]byte, error) {
 		return nil, err
 	}
 	return h[:n], nil
+}
+
+// Mounted reads the superblock of the filesystem holding dir, found by
+// its device number through sysfs (the kernel's own name for the block
+// device); ok is false when any step fails or the filesystem is not one
+// ParseSuperblock knows, for the caller to ask findmnt.
+func Mounted(dir string) (Superblock, bool) {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return Superblock{}, false
+	}
+	uevent, err := os.ReadFile(fmt.Sprintf("/sys/dev/block/%d:%d/uevent", unix.Major(st.Dev), unix.Minor(st.Dev)))
+	if err != nil {
+		return Superblock{}, false
+	}
+	for _, line := range strings.Split(string(uevent), "\n") {
+		if name, ok := strings.CutPrefix(line, "DEVNAME="); ok {
+			h, err := ReadHeader("/dev/" + name)
+			if err != nil {
+				return Superblock{}, false
+			}
+			return ParseSuperblock(h)
+		}
+	}
+	return Superblock{}, false
 }
