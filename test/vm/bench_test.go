@@ -154,6 +154,16 @@ func TestBench(t *testing.T) {
 	g.MustShell("cat " + benchImage + " >/dev/null")
 	var rows []benchRow
 
+	// A wrong --sha256 on a raw image is found in the one read that
+	// writes it; the base is undone and the system is as before.
+	before := g.Snapshot()
+	wrong, _ := benchTimed(t, g, "! imgbase base --add Wrong-1-0 --size "+size+" --sha256 "+strings.Repeat("0", 64)+" "+benchImage+" 2>/tmp/wrong.err", false)
+	t.Logf("wrong --sha256: %s", g.MustShell("cat /tmp/wrong.err"))
+	if after := g.Snapshot(); after != before {
+		t.Errorf("a wrong --sha256 changed the system:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	g.MustShell("cat " + benchImage + " >/dev/null")
+
 	// Base add vs dd conv=sparse onto a fresh thin LV.
 	g.MustRun("lvcreate", "--thin", "--virtualsize", size, "--name", "ddtest", vg+"/"+benchPool)
 	bare, _ := benchTimed(t, g, "dd if="+benchImage+" of=/dev/"+vg+"/ddtest bs=4M conv=sparse,fsync status=none", false)
@@ -211,6 +221,7 @@ func TestBench(t *testing.T) {
 		}
 		fmt.Fprintf(w, "%s\t%.2fs\t%.2fs\t%.2f×\t%s\n", r.what, r.imgbase.Seconds(), r.bare.Seconds(), ratio, target)
 	}
+	fmt.Fprintf(w, "wrong --sha256 refused, base undone\t%.2fs\t\t\t(one read: written, digested, removed)\n", wrong.Seconds())
 	pool := float64(baseUsed) / float64(scan.NonZero)
 	fmt.Fprintf(w, "pool data, imgbase base\t%d MiB\t%d MiB (dd)\t%.3f× of the image's non-zero 4 KiB blocks (%d MiB)\t≤ 1.05× %s\n",
 		baseUsed>>20, ddUsed>>20, pool, scan.NonZero>>20, benchVerdict(pool <= 1.05))
