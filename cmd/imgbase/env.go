@@ -78,6 +78,7 @@ func (a *app) open(ctx context.Context, mutating bool) (*session, error) {
 	h := &host.Host{System: system.System{
 		Run: runner, Log: log, Out: a.stdout, Root: env.Root,
 		RootDevice: env.RootDevice, RootFSType: env.RootFSType, MountDir: env.MountDir,
+		DirectMount: env.Root == "/",
 	}}
 	bootDir := filepath.Join(env.Root, "boot")
 	bm := boot.New(bootDir, log)

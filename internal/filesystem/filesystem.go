@@ -6,7 +6,11 @@ package filesystem
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/imgbase/imgbase/internal/command"
 )
@@ -17,6 +21,11 @@ type Tools struct {
 	// ReadHeader returns a device's first HeaderSize bytes; nil leaves
 	// every probe to blkid.
 	ReadHeader func(dev string) ([]byte, error)
+	// Direct makes WorkMount and WorkUnmount call mount(2) and umount(2)
+	// instead of starting mount(8) and umount(8); Log then records them
+	// as Run would.
+	Direct bool
+	Log    *slog.Logger
 }
 
 // Probe reads the superblock of dev itself; ok is false when it cannot
@@ -177,6 +186,61 @@ func (t Tools) Mount(ctx context.Context, dev, dir, fstype string, opts ...strin
 		return fmt.Errorf("cannot mount %s: %w", dev, err)
 	}
 	return nil
+}
+
+// WorkMount mounts dev on dir for imgbase's own work (a layer being
+// prepared under /run), where nothing of mount(8)'s bookkeeping is needed:
+// with Direct it is one mount(2), not a process (0.2-0.5 s in a slow
+// guest). opts are "ro" or filesystem options.
+func (t Tools) WorkMount(ctx context.Context, dev, dir, fstype string, opts ...string) error {
+	if !t.Direct || fstype == "" {
+		return t.Mount(ctx, dev, dir, fstype, opts...)
+	}
+	flags, data := mountFlags(opts)
+	start := time.Now()
+	err := unix.Mount(dev, dir, fstype, flags, data)
+	t.logged("mount(2) "+dev+" "+dir+" "+fstype+" "+data, err, start)
+	if err != nil {
+		return fmt.Errorf("cannot mount %s: %w", dev, err)
+	}
+	return nil
+}
+
+// WorkUnmount unmounts what WorkMount mounted.
+func (t Tools) WorkUnmount(ctx context.Context, dir string) error {
+	if !t.Direct {
+		return t.Unmount(ctx, dir)
+	}
+	start := time.Now()
+	err := unix.Unmount(dir, 0)
+	t.logged("umount(2) "+dir, err, start)
+	if err != nil {
+		return fmt.Errorf("cannot unmount %s: %w", dir, err)
+	}
+	return nil
+}
+
+// mountFlags splits mount(8)-style options into mount(2)'s flags and
+// the filesystem's own options.
+func mountFlags(opts []string) (uintptr, string) {
+	var flags uintptr
+	var data []string
+	for _, o := range opts {
+		switch o {
+		case "ro":
+			flags |= unix.MS_RDONLY
+		case "rw", "defaults":
+		default:
+			data = append(data, o)
+		}
+	}
+	return flags, strings.Join(data, ",")
+}
+
+func (t Tools) logged(call string, err error, start time.Time) {
+	if t.Log != nil {
+		t.Log.Debug("called", "call", call, "err", err, "duration", time.Since(start).Round(time.Millisecond))
+	}
 }
 
 // Unmount unmounts dir.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/imgbase/imgbase/internal/command/commandtest"
 )
 
@@ -109,5 +111,23 @@ func TestSeedChecksumsOnlyWhereItHelps(t *testing.T) {
 				t.Errorf("ran %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestMountFlags(t *testing.T) {
+	for _, tc := range []struct {
+		opts  []string
+		flags uintptr
+		data  string
+	}{
+		{[]string{"discard"}, 0, "discard"},
+		{[]string{"discard", "nouuid"}, 0, "discard,nouuid"},
+		{[]string{"ro", "noload"}, unix.MS_RDONLY, "noload"},
+		{nil, 0, ""},
+	} {
+		flags, data := mountFlags(tc.opts)
+		if flags != tc.flags || data != tc.data {
+			t.Errorf("%v: %#x %q, want %#x %q", tc.opts, flags, data, tc.flags, tc.data)
+		}
 	}
 }

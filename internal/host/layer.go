@@ -176,7 +176,7 @@ func (h *Host) prepareLayer(ctx context.Context, u *undo.Stack, t *layout.Tree, 
 	if fstype == "xfs" {
 		opts = append(opts, "nouuid")
 	}
-	if err := h.FS().Mount(ctx, dev, mnt, fstype, opts...); err != nil {
+	if err := h.FS().WorkMount(ctx, dev, mnt, fstype, opts...); err != nil {
 		return err
 	}
 	var err error
@@ -191,7 +191,7 @@ func (h *Host) prepareLayer(ctx context.Context, u *undo.Stack, t *layout.Tree, 
 		// unmounts it; what was written is on disk before the commit.
 		return syncFS(mnt)
 	}
-	if uerr := h.FS().Unmount(ctx, mnt); uerr != nil && err == nil {
+	if uerr := h.FS().WorkUnmount(ctx, mnt); uerr != nil && err == nil {
 		err = uerr
 	}
 	if err != nil {

@@ -43,6 +43,9 @@ type System struct {
 	// ReadHeader returns the first bytes of a device, for reading its
 	// superblock; nil reads the device under Root.
 	ReadHeader func(dev string) ([]byte, error)
+	// DirectMount mounts imgbase's working mounts with mount(2) rather
+	// than mount(8) (filesystem.Tools.WorkMount); never in a dry run.
+	DirectMount bool
 }
 
 // Usage is the space of one filesystem, in bytes.
@@ -69,7 +72,7 @@ func (s *System) FS() filesystem.Tools {
 	if read == nil {
 		read = func(dev string) ([]byte, error) { return filesystem.ReadHeader(s.Path(dev)) }
 	}
-	return filesystem.Tools{Run: s.Run, ReadHeader: read}
+	return filesystem.Tools{Run: s.Run, ReadHeader: read, Direct: s.DirectMount && !s.Dry(), Log: s.Log}
 }
 func (s *System) Dry() bool                   { return command.IsDry(s.Run) }
 func (s *System) Path(p string) string        { return filepath.Join(s.Root, p) }
