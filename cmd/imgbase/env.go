@@ -12,6 +12,7 @@ import (
 	"github.com/imgbase/imgbase/internal/boot"
 	"github.com/imgbase/imgbase/internal/command"
 	"github.com/imgbase/imgbase/internal/config"
+	"github.com/imgbase/imgbase/internal/filesystem"
 	"github.com/imgbase/imgbase/internal/hooks"
 	"github.com/imgbase/imgbase/internal/host"
 	"github.com/imgbase/imgbase/internal/system"
@@ -77,10 +78,17 @@ func (a *app) open(ctx context.Context, mutating bool) (*session, error) {
 	h := &host.Host{System: system.System{
 		Run: runner, Log: log, Out: a.stdout, Root: env.Root,
 		RootDevice: env.RootDevice, RootFSType: env.RootFSType, MountDir: env.MountDir,
+		DirectMount: env.Root == "/",
 	}}
 	bootDir := filepath.Join(env.Root, "boot")
 	bm := boot.New(bootDir, log)
 	bm.Run = runner
+	if env.Root == "/" {
+		bm.BootFS = func(dir string) (string, string, bool) {
+			sb, ok := filesystem.Mounted(dir)
+			return sb.UUID, sb.Type, ok
+		}
+	}
 	bm.Less = layerLess
 	bm.Guard = h.BootGuard("/boot")
 	if a.dry {

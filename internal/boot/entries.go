@@ -331,12 +331,20 @@ func (m *Manager) fragment(ctx context.Context, entries []Entry) grubcfg.Fragmen
 
 // bootFS asks findmnt for the UUID and GRUB module of the /boot filesystem.
 func (m *Manager) bootFS(ctx context.Context) (uuid, module string) {
-	out, err := m.Run.Run(ctx, command.Read("findmnt", "-n", "-o", "UUID,FSTYPE", "--target", m.Boot))
-	if err != nil {
-		m.Log.Warn("cannot find the /boot filesystem UUID; the GRUB menu will not search for it", "err", err)
-		return "", ""
+	var f []string
+	if m.BootFS != nil {
+		if u, t, ok := m.BootFS(m.Boot); ok {
+			f = []string{u, t}
+		}
 	}
-	f := strings.Fields(string(out))
+	if f == nil {
+		out, err := m.Run.Run(ctx, command.Read("findmnt", "-n", "-o", "UUID,FSTYPE", "--target", m.Boot))
+		if err != nil {
+			m.Log.Warn("cannot find the /boot filesystem UUID; the GRUB menu will not search for it", "err", err)
+			return "", ""
+		}
+		f = strings.Fields(string(out))
+	}
 	if len(f) != 2 {
 		return "", ""
 	}

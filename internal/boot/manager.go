@@ -90,6 +90,9 @@ type Manager struct {
 	Log     *slog.Logger
 	// Run runs findmnt (the /boot UUID) and bootctl (systemd-boot one-shot).
 	Run command.Runner
+	// BootFS, when set, reads the UUID and type of the filesystem holding
+	// a directory without a process; ok false falls back on findmnt.
+	BootFS func(dir string) (uuid, fstype string, ok bool)
 	// Files changes /boot; Disk unless Dry is set.
 	Files Files
 	// Dry, when set, receives what would be written instead; for a dry

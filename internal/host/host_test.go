@@ -3,6 +3,7 @@ package host
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"log/slog"
 	"os"
@@ -471,4 +472,103 @@ func TestVerbsOnRealReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantLines(t, f.rec.Mutations(), []string{"lvremove --yes HostVG/Base-1-0+2"})
+}
+
+// extHeader is the first 4 KiB of an ext4 device: clean or with a journal
+// to replay, with or without metadata_csum_seed (metadata_csum always).
+func extHeader(clean, seed bool) []byte {
+	h := make([]byte, 4096)
+	le := binary.LittleEndian
+	le.PutUint16(h[1024+0x38:], 0xEF53)
+	le.PutUint16(h[1024+0x3A:], 1) // valid
+	le.PutUint32(h[1024+0x5C:], 0x4)
+	incompat := uint32(0x2 | 0x40)
+	if !clean {
+		incompat |= 0x4 // needs_recovery
+	}
+	if seed {
+		incompat |= 0x2000
+	}
+	le.PutUint32(h[1024+0x60:], incompat)
+	le.PutUint32(h[1024+0x64:], 0x400)
+	return h
+}
+
+func TestAddLayerOfSealedCleanBaseNeedsNoCheck(t *testing.T) {
+	f := newFixture(t, "running", 254, 5)
+	f.layerFstab(t, "Base-1-0+3", "")
+	f.h.ReadHeader = func(string) ([]byte, error) { return extHeader(true, true), nil }
+	if _, err := f.h.AddLayer(context.Background(), "Base-1-0"); err != nil {
+		t.Fatal(err)
+	}
+	mnt := filepath.Join(f.mnt, "Base-1-0+3")
+	// The budget of layer --add: lvs for the layout, lvcreate for the
+	// snapshot, tune2fs for its UUID (one superblock write with the seed),
+	// mount and umount to write its fstab. No blkid: the type is read from
+	// the superblock; no e2fsck: a sealed base's clean superblock is true.
+	wantLines(t, f.rec.Lines(), []string{
+		lvsLine,
+		"lvcreate --snapshot --name Base-1-0+3 --addtag imgbased:layer --setactivationskip n --activate y HostVG/Base-1-0",
+		"tune2fs -T now -U random /dev/HostVG/Base-1-0+3",
+		"mount -t ext4 -o discard /dev/HostVG/Base-1-0+3 " + mnt,
+		"umount " + mnt,
+	})
+	if n := len(f.rec.Lines()); n > 5 {
+		t.Errorf("layer --add ran %d processes, budget 5", n)
+	}
+}
+
+func TestAddLayerOfDirtyBaseIsChecked(t *testing.T) {
+	f := newFixture(t, "running", 254, 5)
+	f.layerFstab(t, "Base-1-0+3", "")
+	f.h.ReadHeader = func(string) ([]byte, error) { return extHeader(false, true), nil }
+	if _, err := f.h.AddLayer(context.Background(), "Base-1-0"); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(f.rec.Lines(), "\n")
+	if !strings.Contains(got, "e2fsck -fy /dev/HostVG/Base-1-0+3\ntune2fs -U random /dev/HostVG/Base-1-0+3") {
+		t.Errorf("a base whose journal needs replaying was not checked:\n%s", got)
+	}
+}
+
+func TestAddLayerOfALayerIsChecked(t *testing.T) {
+	// A layer is writable, maybe mounted: its clean superblock may be
+	// stale the moment it is read.
+	f := newFixture(t, "running", 254, 5)
+	f.layerFstab(t, "Base-2-0+2", "")
+	f.h.ReadHeader = func(string) ([]byte, error) { return extHeader(true, true), nil }
+	if _, err := f.h.AddLayer(context.Background(), "Base-2-0+1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.rec.Lines(), "\n"); !strings.Contains(got, "e2fsck -fy /dev/HostVG/Base-2-0+2") {
+		t.Errorf("a layer of a layer was not checked:\n%s", got)
+	}
+}
+
+func TestInitMakesTheBaseCleanAndSeeded(t *testing.T) {
+	f := newFixture(t, "preinit", 254, 4)
+	f.layerFstab(t, "Base-1-0+1", "")
+	f.h.ReadHeader = func(dev string) ([]byte, error) {
+		switch dev {
+		case "/dev/HostVG/root": // mounted, made without the seed
+			return extHeader(false, false), nil
+		case "/dev/HostVG/Base-1-0": // after e2fsck
+			return extHeader(true, false), nil
+		}
+		return extHeader(true, true), nil
+	}
+	if _, err := f.h.Init(context.Background(), "Base-1-0", "/"); err != nil {
+		t.Fatal(err)
+	}
+	mnt := filepath.Join(f.mnt, "Base-1-0+1")
+	wantLines(t, f.rec.Lines()[4:], []string{
+		"lvcreate --snapshot --name Base-1-0 --addtag imgbased:base --setactivationskip y --activate y --ignoreactivationskip HostVG/root",
+		"e2fsck -fy /dev/HostVG/Base-1-0",
+		"tune2fs -O metadata_csum_seed /dev/HostVG/Base-1-0",
+		"lvchange --permission r --setactivationskip y --activate n HostVG/Base-1-0",
+		"lvcreate --snapshot --name Base-1-0+1 --addtag imgbased:layer --setactivationskip n --activate y HostVG/Base-1-0",
+		"tune2fs -T now -U random /dev/HostVG/Base-1-0+1",
+		"mount -t ext4 -o discard /dev/HostVG/Base-1-0+1 " + mnt,
+		"umount " + mnt,
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -41,6 +42,51 @@ func (h *Host) verify(ctx context.Context, req ImageRequest) (verify.Result, err
 	return res, nil
 }
 
+// verifier prepares the image's verification. A raw image is verified
+// in the same read that writes it (writeChecked finishes it): a mismatch
+// fails the write and the base is undone. A liveimg, which the kernel
+// mounts to open, is verified in full first, as is every image in a dry
+// run (which writes nothing); the Verifier is then nil.
+func (h *Host) verifier(ctx context.Context, req ImageRequest) (*verify.Verifier, verify.Result, error) {
+	v, err := verify.Prepare(req.Image, req.Verify)
+	if err != nil {
+		return nil, v.Result(), refuse("%v", err)
+	}
+	if !v.Pending() {
+		return nil, v.Result(), nil
+	}
+	if f, err := image.Detect(req.Image); err == nil && f == image.Raw && !h.Dry() {
+		return v, v.Result(), nil
+	}
+	v.Abort()
+	res, err := h.verify(ctx, req)
+	return nil, res, err
+}
+
+// finishVerify feeds v the bytes of the image file past its filesystem,
+// which the write did not read, and checks the digests.
+func finishVerify(ctx context.Context, im *image.Image, v *verify.Verifier) (verify.Result, error) {
+	f, err := os.Open(im.Path)
+	if err != nil {
+		return v.Result(), fmt.Errorf("cannot verify image: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(im.Size, io.SeekStart); err != nil {
+		return v.Result(), fmt.Errorf("cannot verify image %s: %w", im.Path, err)
+	}
+	if _, err := io.Copy(v, f); err != nil {
+		return v.Result(), fmt.Errorf("cannot verify image %s: %w", im.Path, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return v.Result(), err
+	}
+	res, err := v.Finish()
+	if err != nil {
+		return res, refuse("%v", err)
+	}
+	return res, nil
+}
+
 // BaseResult says what AddBaseFromImage made.
 type BaseResult struct {
 	Base    string `json:"base"`
@@ -63,19 +109,24 @@ func (h *Host) AddBaseFromImage(ctx context.Context, req ImageRequest) (*BaseRes
 		return nil, err
 	}
 	// Verify before the kernel mounts anything of the image (a liveimg's
-	// squashfs).
-	vres, err := h.verify(ctx, req)
+	// squashfs); a raw image while it is written.
+	v, vres, err := h.verifier(ctx, req)
 	if err != nil {
 		return nil, err
+	}
+	if v != nil {
+		defer v.Abort()
 	}
 	im, err := h.openImage(ctx, req.Image)
 	if err != nil {
 		return nil, err
 	}
 	defer im.Close()
-	warnUnverified(h, vres, req.Image)
+	if v == nil {
+		warnUnverified(h, vres, req.Image)
+	}
 	u := &undo.Stack{Log: h.Log}
-	res, err := h.addBase(ctx, u, t, im, req)
+	res, err := h.addBase(ctx, u, t, im, req, v)
 	if err != nil {
 		return nil, u.Rollback(ctx, err)
 	}
@@ -133,7 +184,7 @@ func (h *Host) planBase(ctx context.Context, t *layout.Tree, im *image.Image, re
 
 // addBase creates, fills and seals the base of an opened image, pushing
 // undo steps onto u.
-func (h *Host) addBase(ctx context.Context, u *undo.Stack, t *layout.Tree, im *image.Image, req ImageRequest) (*BaseResult, error) {
+func (h *Host) addBase(ctx context.Context, u *undo.Stack, t *layout.Tree, im *image.Image, req ImageRequest, v *verify.Verifier) (*BaseResult, error) {
 	plan, err := h.planBase(ctx, t, im, req)
 	if err != nil {
 		return nil, err
@@ -158,11 +209,14 @@ func (h *Host) addBase(ctx context.Context, u *undo.Stack, t *layout.Tree, im *i
 		}
 		fmt.Fprintf(h.Out, "# write %s (%d bytes, sparse) to %s\n", im.Path, im.Size, dev)
 	} else {
-		st, err := h.writeChecked(ctx, dev, im, chunk, req.Progress)
+		st, _, err := h.writeChecked(ctx, dev, im, chunk, req.Progress, v)
 		if err != nil {
 			return nil, err
 		}
 		res.Written, res.PoolBytes = st.Written, st.DataBytes(chunk)
+		if err := h.FS().SeedChecksums(ctx, dev); err != nil {
+			return nil, err
+		}
 	}
 	if err := h.LVM().Seal(ctx, t.VG, name); err != nil {
 		return nil, err
@@ -180,8 +234,10 @@ func (h *Host) checkImage(ctx context.Context, im *image.Image) error {
 
 // writeChecked writes the image to dev while its filesystem is checked:
 // both read the same file, and on two CPUs the check costs no time. A
-// failed check fails the write, whose caller removes the LV.
-func (h *Host) writeChecked(ctx context.Context, dev string, im *image.Image, chunk int64, progress func(done, total int64)) (sparse.Stats, error) {
+// failed check fails the write, whose caller removes the LV. v, when not
+// nil, digests the image in the same read and is finished here: a
+// mismatch fails the write too.
+func (h *Host) writeChecked(ctx context.Context, dev string, im *image.Image, chunk int64, progress func(done, total int64), v *verify.Verifier) (sparse.Stats, verify.Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	checked := make(chan error, 1)
@@ -192,14 +248,22 @@ func (h *Host) writeChecked(ctx context.Context, dev string, im *image.Image, ch
 		}
 		checked <- err
 	}()
-	st, werr := h.writeImage(ctx, dev, im, chunk, progress)
-	if cerr := <-checked; cerr != nil {
-		return st, cerr
+	var tee io.Writer
+	if v != nil {
+		tee = v
 	}
-	return st, werr
+	st, werr := h.writeImage(ctx, dev, im, chunk, progress, tee)
+	if cerr := <-checked; cerr != nil {
+		return st, verify.Result{}, cerr
+	}
+	if werr != nil || v == nil {
+		return st, verify.Result{}, werr
+	}
+	vres, err := finishVerify(ctx, im, v)
+	return st, vres, err
 }
 
-func (h *Host) writeImage(ctx context.Context, dev string, im *image.Image, chunk int64, progress func(done, total int64)) (sparse.Stats, error) {
+func (h *Host) writeImage(ctx context.Context, dev string, im *image.Image, chunk int64, progress func(done, total int64), tee io.Writer) (sparse.Stats, error) {
 	// O_EXCL on a block device fails while anything else has it open.
 	f, err := os.OpenFile(h.Path(dev), os.O_WRONLY|unix.O_EXCL, 0)
 	if err != nil {
@@ -210,7 +274,7 @@ func (h *Host) writeImage(ctx context.Context, dev string, im *image.Image, chun
 	if progress != nil {
 		p = func(done int64) { progress(done, im.Size) }
 	}
-	st, err := sparse.Write(ctx, f, im.ReaderAt(), im.Size, chunk, p)
+	st, err := sparse.WriteTee(ctx, f, im.ReaderAt(), im.Size, chunk, p, tee)
 	if err != nil {
 		return st, fmt.Errorf("cannot write the image to %s: %w", dev, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/imgbase/imgbase/internal/boot"
+	"github.com/imgbase/imgbase/internal/filesystem"
 	"github.com/imgbase/imgbase/internal/layout"
 	"github.com/imgbase/imgbase/internal/lvm"
 	"github.com/imgbase/imgbase/internal/nvr"
@@ -85,13 +86,30 @@ func (h *Host) initSteps(ctx context.Context, u *undo.Stack, all []lvm.LV, src *
 	u.Push("tag "+src.Name, func(ctx context.Context) error { return c.DelLVTag(ctx, src.VG, src.Name, lvm.TagInit) })
 	// The base is a snapshot of the running root: lvm suspends (and so
 	// freezes) the origin while it takes it, so the copy is consistent.
+	// An ext root's copy is made clean (journal replayed) and given
+	// metadata_csum_seed before it is sealed: each layer of it then needs
+	// neither a check nor a rewrite of every metadata block for its UUID.
+	sb, _ := h.FS().Probe("/dev/" + src.VG + "/" + src.Name)
+	prepare := filesystem.IsExt(sb.Type)
 	err := c.Snapshot(ctx, src.VG, src.Name, name, lvm.SnapshotOpts{
-		Tags: []string{lvm.TagBase}, SkipActivation: true, ReadOnly: true,
+		Tags: []string{lvm.TagBase}, SkipActivation: true, ReadOnly: !prepare, Activate: prepare,
 	})
 	if err != nil {
 		return err
 	}
 	u.Push("create "+name, func(ctx context.Context) error { return c.Remove(ctx, src.VG, name) })
+	if prepare {
+		dev := "/dev/" + src.VG + "/" + name
+		if err := h.FS().Repair(ctx, dev); err != nil {
+			return err
+		}
+		if err := h.FS().SeedChecksums(ctx, dev); err != nil {
+			return err
+		}
+		if err := c.Seal(ctx, src.VG, name); err != nil {
+			return err
+		}
+	}
 	// Re-read the layout in the new shape without another lvs call.
 	t, err := layout.Build(withInit(all, src, name))
 	if err != nil {

@@ -105,6 +105,9 @@ type layerSetup struct {
 	// clean says the base was just written from an image that passed its
 	// filesystem check, so the layer's need not be checked again.
 	clean bool
+	// sealedOrigin says the layer is a snapshot of a read-only base: when
+	// its superblock says it is clean, it is.
+	sealedOrigin bool
 }
 
 // createLayer snapshots origin as layer name of base and prepares its
@@ -129,6 +132,11 @@ func (h *Host) createLayer(ctx context.Context, u *undo.Stack, t *layout.Tree, b
 		h.Log.Warn("the layer has no fstab and no boot entry; its base holds no filesystem yet", "layer", name, "base", base.Name())
 		res.NoFS = true
 		return res, nil
+	}
+	// A sealed base is never written again, so a snapshot of it is as
+	// clean as its superblock says it was when sealed: no check needed.
+	if lv := t.LV(origin); lv != nil && origin == base.Name() && lv.ReadOnly() {
+		setup.sealedOrigin = true
 	}
 	if err := h.prepareLayer(ctx, u, t, base, name, dev, fstype, setup); err != nil {
 		return nil, err
@@ -159,14 +167,19 @@ func (h *Host) prepareLayer(ctx context.Context, u *undo.Stack, t *layout.Tree, 
 	if err := h.Mkdir(mnt); err != nil {
 		return err
 	}
-	if err := h.FS().NewUUID(ctx, dev, fstype, mnt, setup.clean); err != nil {
+	clean := setup.clean
+	if !clean && setup.sealedOrigin {
+		sb, ok := h.FS().Probe(dev)
+		clean = ok && sb.Clean
+	}
+	if err := h.FS().NewUUID(ctx, dev, fstype, mnt, clean); err != nil {
 		return err
 	}
 	opts := []string{"discard"}
 	if fstype == "xfs" {
 		opts = append(opts, "nouuid")
 	}
-	if err := h.FS().Mount(ctx, dev, mnt, fstype, opts...); err != nil {
+	if err := h.FS().WorkMount(ctx, dev, mnt, fstype, opts...); err != nil {
 		return err
 	}
 	var err error
@@ -181,7 +194,7 @@ func (h *Host) prepareLayer(ctx context.Context, u *undo.Stack, t *layout.Tree, 
 		// unmounts it; what was written is on disk before the commit.
 		return syncFS(mnt)
 	}
-	if uerr := h.FS().Unmount(ctx, mnt); uerr != nil && err == nil {
+	if uerr := h.FS().WorkUnmount(ctx, mnt); uerr != nil && err == nil {
 		err = uerr
 	}
 	if err != nil {

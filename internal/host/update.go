@@ -63,16 +63,21 @@ func (h *Host) Update(ctx context.Context, req UpdateRequest) (*UpdateResult, er
 	if err != nil {
 		return nil, err
 	}
-	vres, err := h.verify(ctx, req.ImageRequest)
+	v, vres, err := h.verifier(ctx, req.ImageRequest)
 	if err != nil {
 		return nil, err
+	}
+	if v != nil {
+		defer v.Abort()
 	}
 	im, err := h.openImage(ctx, req.Image)
 	if err != nil {
 		return nil, err
 	}
 	defer im.Close()
-	warnUnverified(h, vres, req.Image)
+	if v == nil {
+		warnUnverified(h, vres, req.Image)
+	}
 	if req.Format != "" && string(im.Format) != req.Format {
 		return nil, refuse("cannot update from %s: it is a %s image, not %s; drop --format or give the right file", req.Image, im.Format, req.Format)
 	}
@@ -97,7 +102,7 @@ func (h *Host) Update(ctx context.Context, req UpdateRequest) (*UpdateResult, er
 	}
 	res := &UpdateResult{Verified: vres, From: running, Base: BaseResult{Base: plan.name, Size: plan.size, FSType: string(im.FSType)}}
 	res.Layer = nvr.LayerName(plan.nvr, 1)
-	tx := h.updateTx(t, im, req, plan, oldBase, res)
+	tx := h.updateTx(t, im, req, plan, oldBase, res, v)
 	if err := h.journal().Run(ctx, tx); err != nil {
 		return nil, err
 	}
@@ -113,7 +118,7 @@ func (h *Host) Update(ctx context.Context, req UpdateRequest) (*UpdateResult, er
 // for the merge while the image is written, and the new base is sealed
 // while its layer is prepared (the layer is a snapshot of the base still
 // writable: nothing writes to it in between).
-func (h *Host) updateTx(t *layout.Tree, im *image.Image, req UpdateRequest, plan *basePlan, oldBase *layout.Base, res *UpdateResult) journal.Tx {
+func (h *Host) updateTx(t *layout.Tree, im *image.Image, req UpdateRequest, plan *basePlan, oldBase *layout.Base, res *UpdateResult, v *verify.Verifier) journal.Tx {
 	vg, base, layer := t.VG, plan.name, res.Layer
 	mnt := h.MountPoint(layer)
 	src := source{vg: vg, base: oldBase, mnt: h.MountPoint(oldBase.Name())}
@@ -126,9 +131,16 @@ func (h *Host) updateTx(t *layout.Tree, im *image.Image, req UpdateRequest, plan
 					fmt.Fprintf(h.Out, "# write %s (%d bytes, sparse) to /dev/%s/%s\n", im.Path, im.Size, vg, base)
 					return nil
 				}
-				st, err := h.writeChecked(ctx, "/dev/"+vg+"/"+base, im, plan.chunk, req.Progress)
+				st, vres, err := h.writeChecked(ctx, "/dev/"+vg+"/"+base, im, plan.chunk, req.Progress, v)
 				res.Base.Written, res.Base.PoolBytes = st.Written, st.DataBytes(plan.chunk)
-				return err
+				if err != nil {
+					return err
+				}
+				if v != nil {
+					res.Verified = vres
+				}
+				// Every later layer of the base gets its UUID cheaply.
+				return h.FS().SeedChecksums(ctx, "/dev/"+vg+"/"+base)
 			}
 			return h.both(ctx, write, func(ctx context.Context) error { return h.mountSource(ctx, src) })
 		}},

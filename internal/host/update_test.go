@@ -2,6 +2,8 @@ package host
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"os/exec"
@@ -62,7 +64,7 @@ func TestUpdateRefusalsCreateNothing(t *testing.T) {
 		{"missing", "running", 5, UpdateRequest{ImageRequest: ImageRequest{Image: "/nonexistent.img", NVR: "Base-3-0"}}, "no such file"},
 		{"too large for size", "running", 5, UpdateRequest{ImageRequest: ImageRequest{Image: img, NVR: "Base-3-0", Size: 32 << 20}}, "larger than"},
 		{"wrong format", "running", 5, UpdateRequest{ImageRequest: ImageRequest{Image: img, NVR: "Base-3-0"}, Format: "liveimg"}, "not liveimg"},
-		{"bad checksum", "running", 5, UpdateRequest{ImageRequest: ImageRequest{Image: img, NVR: "Base-3-0"}}, "checksum"},
+		{"malformed checksum", "running", 5, UpdateRequest{ImageRequest: ImageRequest{Image: img, NVR: "Base-3-0"}}, "not a sha256 digest"},
 		{"pool full", "full", 5, UpdateRequest{ImageRequest: ImageRequest{Image: img, NVR: "Base-3-0"}}, "not enough space"},
 		{"name taken", "running", 5, UpdateRequest{ImageRequest: ImageRequest{Image: img, NVR: "Base-2-0"}}, "exists"},
 		// The running layer's kernel files take 30 MiB of /boot; 20 are
@@ -75,8 +77,8 @@ func TestUpdateRefusalsCreateNothing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, tc.report, 254, tc.minor)
 			f.h.Run = passReads{f.rec}
-			if tc.name == "bad checksum" {
-				tc.req.Verify.SHA256 = strings.Repeat("0", 64)
+			if tc.name == "malformed checksum" {
+				tc.req.Verify.SHA256 = strings.Repeat("0", 63)
 			}
 			if strings.HasPrefix(tc.name, "boot full") {
 				sized(t, filepath.Join(f.h.Root, "boot/Base-1-0+1/vmlinuz-6.1"), 10<<20)
@@ -135,6 +137,61 @@ func TestCorruptImageLeavesNothing(t *testing.T) {
 		}
 		if created != removed {
 			t.Errorf("update=%v: created %d, removed %d: %v", update, created, removed, m)
+		}
+	}
+}
+
+// A raw image is digested in the read that writes it: a mismatch is found
+// after the base was written, which is then removed, with a one-line
+// refusal. The digest covers the whole file, bytes past the filesystem too.
+func TestChecksumMismatchUndoesTheBase(t *testing.T) {
+	for _, update := range []bool{false, true} {
+		for _, tail := range []bool{false, true} {
+			f, _, req := updateFixture(t)
+			if tail {
+				// The file's last byte is past the filesystem: the write
+				// does not read it, the digest must.
+				fh, _ := os.OpenFile(req.Image, os.O_WRONLY|os.O_APPEND, 0)
+				fh.Write([]byte("tail"))
+				fh.Close()
+			}
+			data, _ := os.ReadFile(req.Image)
+			good := sha256.Sum256(data)
+			data[len(data)-1] ^= 1
+			bad := sha256.Sum256(data)
+			run := func(digest [32]byte) error {
+				req.Verify.SHA256 = hex.EncodeToString(digest[:])
+				if update {
+					_, err := f.h.Update(context.Background(), req)
+					return err
+				}
+				_, err := f.h.AddBaseFromImage(context.Background(), req.ImageRequest)
+				return err
+			}
+			err := run(bad)
+			var r *ErrRefused
+			if !errors.As(err, &r) || !strings.Contains(err.Error(), "checksum does not match") || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("update=%v tail=%v: err = %v, want a one-line checksum refusal", update, tail, err)
+			}
+			m := f.rec.Mutations()
+			created, removed := 0, 0
+			for _, line := range m {
+				if strings.HasPrefix(line, "lvcreate") {
+					created++
+				}
+				if line == "lvremove --yes HostVG/Base-3-0" {
+					removed++
+				}
+			}
+			if created == 0 || created != removed {
+				t.Errorf("update=%v tail=%v: created %d, removed %d: %v", update, tail, created, removed, m)
+			}
+			if update {
+				continue // the fixture's journal now holds the undone update
+			}
+			if err := run(good); err != nil {
+				t.Errorf("tail=%v: the right digest was refused: %v", tail, err)
+			}
 		}
 	}
 }

@@ -139,6 +139,27 @@ func Open(ctx context.Context, path string, env Env) (_ *Image, err error) {
 	return im, nil
 }
 
+// Detect reads the format of the file at path from its first bytes, and
+// opens nothing inside it (a liveimg is not mounted): "" when unknown.
+func Detect(path string) (Format, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("cannot open image: %w", err)
+	}
+	defer f.Close()
+	sb, _, err := probe(f)
+	if err != nil {
+		return "", fmt.Errorf("cannot open image %s: %w", path, err)
+	}
+	switch sb.fs {
+	case Ext4, XFS:
+		return Raw, nil
+	case Squashfs:
+		return LiveImg, nil
+	}
+	return "", nil
+}
+
 func truncated(path string, have int64, sb superblock) error {
 	return fmt.Errorf("cannot open image %s: %w: the %s filesystem spans %d bytes but the file has %d; download it again", path, ErrTruncated, sb.fs, sb.size, have)
 }

@@ -42,6 +42,12 @@ type System struct {
 	RootFSType func() string
 	// Usage reports the filesystem holding a path; nil uses statfs(2).
 	Usage func(path string) (Usage, error)
+	// ReadHeader returns the first bytes of a device, for reading its
+	// superblock; nil reads the device under Root.
+	ReadHeader func(dev string) ([]byte, error)
+	// DirectMount mounts imgbase's working mounts with mount(2) rather
+	// than mount(8) (filesystem.Tools.WorkMount); never in a dry run.
+	DirectMount bool
 }
 
 // Usage is the space of one filesystem, in bytes.
@@ -62,8 +68,14 @@ func (s *System) FSUsage(p string) (Usage, error) {
 	return Usage{Size: st.Blocks * bs, Used: (st.Blocks - st.Bfree) * bs, Free: st.Bavail * bs}, nil
 }
 
-func (s *System) LVM() lvm.Client             { return lvm.Client{Run: s.Run} }
-func (s *System) FS() filesystem.Tools        { return filesystem.Tools{Run: s.Run} }
+func (s *System) LVM() lvm.Client { return lvm.Client{Run: s.Run} }
+func (s *System) FS() filesystem.Tools {
+	read := s.ReadHeader
+	if read == nil {
+		read = func(dev string) ([]byte, error) { return filesystem.ReadHeader(s.Path(dev)) }
+	}
+	return filesystem.Tools{Run: s.Run, ReadHeader: read, Direct: s.DirectMount && !s.Dry(), Log: s.Log}
+}
 func (s *System) Dry() bool                   { return command.IsDry(s.Run) }
 func (s *System) Path(p string) string        { return filepath.Join(s.Root, p) }
 func (s *System) MountPoint(lv string) string { return filepath.Join(s.MountDir, lv) }

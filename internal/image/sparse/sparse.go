@@ -61,10 +61,18 @@ type Progress func(done int64)
 // zeros where it was never written (a new thin LV); bytes of dst in
 // skipped chunks are left as they are. progress may be nil.
 func Write(ctx context.Context, dst *os.File, src io.ReaderAt, size, chunk int64, progress Progress) (Stats, error) {
+	return WriteTee(ctx, dst, src, size, chunk, progress, nil)
+}
+
+// WriteTee is Write that also hands every byte of src's first size bytes,
+// zero chunks included, in order, to tee (a digest of the image made in
+// the same read). tee runs beside the write of the same block; its error
+// fails the copy.
+func WriteTee(ctx context.Context, dst *os.File, src io.ReaderAt, size, chunk int64, progress Progress, tee io.Writer) (Stats, error) {
 	if err := fits(dst, size); err != nil {
 		return Stats{}, err
 	}
-	st, err := copyChunks(ctx, dst, src, size, chunk, progress)
+	st, err := copyChunks(ctx, dst, src, size, chunk, progress, tee)
 	if err != nil {
 		return st, err
 	}
@@ -97,7 +105,7 @@ func fits(dst *os.File, size int64) error {
 // Scan reads size bytes of src and counts its data and zero chunks
 // without writing anything: the pool space a Write of it would take.
 func Scan(ctx context.Context, src io.ReaderAt, size, chunk int64, progress Progress) (Stats, error) {
-	return copyChunks(ctx, nil, src, size, chunk, progress)
+	return copyChunks(ctx, nil, src, size, chunk, progress, nil)
 }
 
 // block is one buffer of the source at offset off.
@@ -107,7 +115,7 @@ type block struct {
 	err error
 }
 
-func copyChunks(ctx context.Context, dst io.WriterAt, src io.ReaderAt, size, chunk int64, progress Progress) (Stats, error) {
+func copyChunks(ctx context.Context, dst io.WriterAt, src io.ReaderAt, size, chunk int64, progress Progress, tee io.Writer) (Stats, error) {
 	if chunk <= 0 || chunk%512 != 0 {
 		return Stats{}, fmt.Errorf("cannot copy: chunk size %d is not a positive multiple of 512", chunk)
 	}
@@ -145,7 +153,19 @@ func copyChunks(ctx context.Context, dst io.WriterAt, src io.ReaderAt, size, chu
 		if b.err != nil {
 			return w.st, b.err
 		}
-		if err := w.block(b.off, b.buf); err != nil {
+		var teed chan error
+		if tee != nil {
+			teed = make(chan error, 1)
+			go func(p []byte) { _, err := tee.Write(p); teed <- err }(b.buf)
+		}
+		err := w.block(b.off, b.buf)
+		if teed != nil {
+			// The buffer goes back to the reader only once both are done.
+			if terr := <-teed; terr != nil && err == nil {
+				err = terr
+			}
+		}
+		if err != nil {
 			return w.st, err
 		}
 		wb.advance(b.off + int64(len(b.buf)))

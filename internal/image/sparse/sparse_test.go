@@ -414,3 +414,45 @@ func TestDirectReaderUnaligned(t *testing.T) {
 		t.Fatalf("ReadAt past the end = %d, %v; want 4096, EOF", n, err)
 	}
 }
+
+// failingWriter fails on its nth Write.
+type failingWriter struct{ n int }
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if w.n--; w.n == 0 {
+		return 0, errors.New("digest broke")
+	}
+	return len(p), nil
+}
+
+func TestWriteTeeSeesEveryByteInOrder(t *testing.T) {
+	// Data, zero chunks and a tail shorter than a chunk, larger than one
+	// buffer so that several blocks pass.
+	const chunk = 64 << 10
+	size := int64(3*MaxBuffer + 5*chunk + 1536)
+	img := make([]byte, size+4096) // bytes past size are not the image's
+	r := rand.New(rand.NewPCG(3, 4))
+	for off := int64(0); off < size; off += chunk {
+		if r.IntN(3) == 0 {
+			continue
+		}
+		for i := off; i < min(off+chunk, size); i++ {
+			img[i] = byte(r.IntN(256))
+		}
+	}
+	for i := size; i < int64(len(img)); i++ {
+		img[i] = 0xff
+	}
+	dst, _ := garbageFile(t, size, 1)
+	var seen bytes.Buffer
+	if _, err := WriteTee(context.Background(), dst, bytes.NewReader(img), size, chunk, nil, &seen); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(seen.Bytes(), img[:size]) {
+		t.Errorf("tee saw %d bytes, not the image's %d in order", seen.Len(), size)
+	}
+	dst2, _ := garbageFile(t, size, 2)
+	if _, err := WriteTee(context.Background(), dst2, bytes.NewReader(img), size, chunk, nil, &failingWriter{n: 2}); err == nil || !strings.Contains(err.Error(), "digest broke") {
+		t.Errorf("a failing tee gave %v", err)
+	}
+}

@@ -84,78 +84,132 @@ type Result struct {
 // Verified reports whether anything was checked at all.
 func (r Result) Verified() bool { return r.SHA256 != "" || r.SignedBy != "" }
 
-// Check verifies the image at path according to opts.
+// Check verifies the image at path according to opts, reading it once.
 func Check(ctx context.Context, path string, opts Options) (Result, error) {
+	p, err := Prepare(path, opts)
+	if err != nil || !p.Pending() {
+		return p.Result(), err
+	}
+	defer p.Abort()
+	f, err := os.Open(path)
+	if err != nil {
+		return p.Result(), fmt.Errorf("cannot verify image: %w", err)
+	}
+	defer f.Close()
+	if err := readAll(ctx, f, p, opts.Progress); err != nil {
+		return p.Result(), fmt.Errorf("cannot verify image %s: %w", path, err)
+	}
+	return p.Finish()
+}
+
+// Verifier is a verification waiting for the image's bytes: whoever reads
+// the file anyway (to write it to a volume) writes every byte of it, in
+// order, to the Verifier, then asks Finish. The file is read once.
+type Verifier struct {
+	path, want, from string
+	res              Result
+	sum              hash.Hash
+	sig              *signature
+	signed           *minisign.Reader
+	pw               *io.PipeWriter
+	signedDone       chan struct{}
+	sinks            []io.Writer
+	errs             []error
+}
+
+// Prepare reads what the verification of the image at path needs (the
+// expected digest, the keys, the signature) and refuses at once what can
+// be refused without reading the image. Pending reports whether the
+// image's bytes are needed at all.
+func Prepare(path string, opts Options) (*Verifier, error) {
+	v := &Verifier{path: path}
 	keysDir := opts.KeysDir
 	if keysDir == "" {
 		keysDir = DefaultKeysDir
 	}
 	keys, err := loadKeys(keysDir)
 	if err != nil {
-		return Result{}, err
+		return v, err
 	}
-	res := Result{Keys: len(keys)}
-
-	want, from, err := expectedDigest(path, opts.SHA256)
-	if err != nil {
-		return res, err
+	v.res = Result{Keys: len(keys)}
+	if v.want, v.from, err = expectedDigest(path, opts.SHA256); err != nil {
+		return v, err
 	}
-	var sig *signature
 	if len(keys) > 0 && !opts.Insecure {
-		if sig, err = loadSignature(path, opts.Signature, keys, keysDir); err != nil {
-			return res, err
+		if v.sig, err = loadSignature(path, opts.Signature, keys, keysDir); err != nil {
+			return v, err
 		}
 	}
-	if want == "" && sig == nil {
-		return res, nil
-	}
-
-	f, err := os.Open(path)
-	if err != nil {
-		return res, fmt.Errorf("cannot verify image: %w", err)
-	}
-	defer f.Close()
 	// The two digests are computed side by side, one per core: sha256
 	// without SHA-NI runs at 150–200 MB/s and would otherwise be
 	// followed by BLAKE2b for the signature.
-	var sinks []io.Writer
-	var sum hash.Hash
-	if want != "" {
-		sum = sha256.New()
-		sinks = append(sinks, sum)
+	if v.want != "" {
+		v.sum = sha256.New()
+		v.sinks = append(v.sinks, v.sum)
 	}
-	var signed *minisign.Reader
-	var signedDone chan struct{}
-	if sig != nil {
+	if v.sig != nil {
 		pr, pw := io.Pipe()
-		signed = minisign.NewReader(pr)
-		signedDone = make(chan struct{})
+		v.signed, v.pw = minisign.NewReader(pr), pw
+		v.signedDone = make(chan struct{})
 		go func() {
-			defer close(signedDone)
-			io.Copy(io.Discard, signed)
+			defer close(v.signedDone)
+			io.Copy(io.Discard, v.signed)
 		}()
-		defer pw.Close()
-		sinks = append(sinks, pw)
+		v.sinks = append(v.sinks, pw)
 	}
-	err = hashAll(ctx, f, sinks, opts.Progress)
-	if sig != nil {
-		sinks[len(sinks)-1].(*io.PipeWriter).Close()
-		<-signedDone
-	}
-	if err != nil {
-		return res, fmt.Errorf("cannot verify image %s: %w", path, err)
-	}
+	v.errs = make([]error, len(v.sinks))
+	return v, nil
+}
 
-	if want != "" {
-		got := hex.EncodeToString(sum.Sum(nil))
-		if got != want {
-			return res, fmt.Errorf("cannot trust image %s: %w: expected %s (%s), file has %s; download the image again", path, ErrChecksumMismatch, want, from, got)
-		}
-		res.SHA256, res.ChecksumFrom = got, from
+// Pending reports whether anything is to be checked.
+func (v *Verifier) Pending() bool { return v != nil && len(v.sinks) > 0 }
+
+// Result is what is known before Finish: the number of keys.
+func (v *Verifier) Result() Result {
+	if v == nil {
+		return Result{}
 	}
-	if sig != nil {
+	return v.res
+}
+
+// Write feeds the next bytes of the image to every digest at once.
+func (v *Verifier) Write(b []byte) (int, error) {
+	var wg sync.WaitGroup
+	for i := 1; i < len(v.sinks); i++ {
+		wg.Go(func() { _, v.errs[i] = v.sinks[i].Write(b) })
+	}
+	_, v.errs[0] = v.sinks[0].Write(b)
+	wg.Wait()
+	if err := errors.Join(v.errs...); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// Abort releases a verification that will not be finished.
+func (v *Verifier) Abort() {
+	if v.pw != nil {
+		v.pw.Close()
+		<-v.signedDone
+		v.pw = nil
+	}
+}
+
+// Finish checks the digests of the bytes written against the expected
+// ones.
+func (v *Verifier) Finish() (Result, error) {
+	v.Abort() // ends the signature's stream
+	res, path := v.res, v.path
+	if v.want != "" {
+		got := hex.EncodeToString(v.sum.Sum(nil))
+		if got != v.want {
+			return res, fmt.Errorf("cannot trust image %s: %w: expected %s (%s), file has %s; download the image again", path, ErrChecksumMismatch, v.want, v.from, got)
+		}
+		res.SHA256, res.ChecksumFrom = got, v.from
+	}
+	if sig := v.sig; sig != nil {
 		for _, k := range sig.keys {
-			if signed.Verify(k.key, sig.raw) {
+			if v.signed.Verify(k.key, sig.raw) {
 				res.SignedBy, res.TrustedComment = k.path, sig.parsed.TrustedComment
 				return res, nil
 			}
@@ -165,25 +219,17 @@ func Check(ctx context.Context, path string, opts Options) (Result, error) {
 	return res, nil
 }
 
-// hashAll reads r to the end through a 1 MiB buffer and writes each
-// piece to every sink at once, the first in this goroutine.
-func hashAll(ctx context.Context, r io.Reader, sinks []io.Writer, progress func(int64)) error {
+// readAll reads r to the end through a 1 MiB buffer into w.
+func readAll(ctx context.Context, r io.Reader, w io.Writer, progress func(int64)) error {
 	buf := make([]byte, 1<<20)
 	var done int64
-	errs := make([]error, len(sinks))
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		n, rerr := io.ReadFull(r, buf)
 		if n > 0 {
-			var wg sync.WaitGroup
-			for i := 1; i < len(sinks); i++ {
-				wg.Go(func() { _, errs[i] = sinks[i].Write(buf[:n]) })
-			}
-			_, errs[0] = sinks[0].Write(buf[:n])
-			wg.Wait()
-			if err := errors.Join(errs...); err != nil {
+			if _, err := w.Write(buf[:n]); err != nil {
 				return err
 			}
 			done += int64(n)
