@@ -22,6 +22,9 @@ const guestDeb = "/var/tmp/imgbase-test.deb"
 // Package is the imgbase .deb under test, as the guests install it.
 type Package struct {
 	Path string
+	// data is the .deb as read once: a later `make package` may replace
+	// the file while tests run.
+	data []byte
 	// BinMD5 is the md5 of /usr/sbin/imgbase inside the package: a guest
 	// whose binary matches has this package installed already (a layer
 	// made from a base that had it).
@@ -51,7 +54,11 @@ func OpenPackage(path string) (*Package, error) {
 				return nil, fmt.Errorf("cannot read %s: %w", path, err)
 			}
 			io.Copy(io.Discard, out)
-			return &Package{Path: path, BinMD5: hex.EncodeToString(sum.Sum(nil))}, nil
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return nil, fmt.Errorf("cannot read %s: %w", path, err)
+			}
+			return &Package{Path: path, data: data, BinMD5: hex.EncodeToString(sum.Sum(nil))}, nil
 		}
 	}
 }
@@ -64,11 +71,7 @@ func (m *Machine) InstallPackage(p *Package) error {
 	if err == nil && r.ExitCode == 0 {
 		return nil
 	}
-	data, err := os.ReadFile(p.Path)
-	if err != nil {
-		return fmt.Errorf("cannot install %s: %w", p.Path, err)
-	}
-	if err := m.WriteFile(guestDeb, data, 0o644); err != nil {
+	if err := m.WriteFile(guestDeb, p.data, 0o644); err != nil {
 		return err
 	}
 	r, err = m.Run(5*time.Minute, "dpkg", "-i", guestDeb)
@@ -85,11 +88,7 @@ func (m *Machine) InstallPackage(p *Package) error {
 // the package installed into it the way a vendor's image build would
 // (dpkg -i in a chroot of the image), so that the image ships imgbase.
 func (m *Machine) PackagedImage(p *Package, src, dst string) error {
-	data, err := os.ReadFile(p.Path)
-	if err != nil {
-		return fmt.Errorf("cannot read %s: %w", p.Path, err)
-	}
-	if err := m.WriteFile(guestDeb, data, 0o644); err != nil {
+	if err := m.WriteFile(guestDeb, p.data, 0o644); err != nil {
 		return err
 	}
 	r, err := m.Shell(10*time.Minute, fmt.Sprintf(`set -e
