@@ -56,14 +56,17 @@ type Layer struct {
 // DigestError is a layer whose bytes do not hash to what the manifest
 // or config says: corrupt in transit or storage, or tampered with.
 type DigestError struct {
-	What string // "digest" or "diffID"
-	Want string
-	Got  string
+	What  string // "digest" or "diffID"
+	Want  string
+	Got   string
+	Cause error // the extraction error the bad content caused, if any
 }
 
 func (e *DigestError) Error() string {
 	return fmt.Sprintf("layer %s does not match: want %s, got %s (corrupt or tampered)", e.What, e.Want, e.Got)
 }
+
+func (e *DigestError) Unwrap() error { return e.Cause }
 
 // Stats counts what one Apply did.
 type Stats struct {
@@ -112,9 +115,21 @@ func (r *Root) Apply(ctx context.Context, blob io.Reader, l Layer, progress func
 	}
 	cr := &countingReader{r: blob, h: sha256.New(), progress: progress}
 	br := bufio.NewReaderSize(cr, 1<<20)
+	// A blob that cannot be decompressed or parsed is, most often, not
+	// the blob named: read it to its end and say so if its digest differs.
+	mismatch := func(cause error) error {
+		if ctx.Err() == nil {
+			if _, err := io.Copy(io.Discard, br); err == nil {
+				if got := cr.h.Sum(nil); !bytes.Equal(got, want) {
+					return &DigestError{What: "digest", Want: l.Digest, Got: "sha256:" + hex.EncodeToString(got), Cause: cause}
+				}
+			}
+		}
+		return cause
+	}
 	dec, closeDec, err := decompressor(br)
 	if err != nil {
-		return st, fmt.Errorf("cannot read layer %s: %w", l.Digest, err)
+		return st, mismatch(fmt.Errorf("cannot read layer %s: %w", l.Digest, err))
 	}
 	defer closeDec()
 	var diff hash.Hash
@@ -124,8 +139,9 @@ func (r *Root) Apply(ctx context.Context, blob io.Reader, l Layer, progress func
 	}
 	a := applier{root: r, ctx: ctx, created: map[string]bool{}, buf: make([]byte, 1<<20)}
 	if err := a.run(tar.NewReader(dec)); err != nil {
+		err = mismatch(fmt.Errorf("cannot apply layer %s: %w", l.Digest, err))
 		st.Read, st.Written, st.Entries = cr.n, a.written, a.entries
-		return st, fmt.Errorf("cannot apply layer %s: %w", l.Digest, err)
+		return st, err
 	}
 	// The tar end marker may be followed by padding, and the compressed
 	// stream by its trailer: both are part of what the digests cover.

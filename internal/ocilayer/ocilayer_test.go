@@ -398,3 +398,22 @@ func TestEscapes(t *testing.T) {
 		})
 	}
 }
+
+// TestCorruptStream: a blob that fails to decompress is reported as the
+// digest mismatch it is, not as a gzip error.
+func TestCorruptStream(t *testing.T) {
+	blob := gz(t, makeTar(t, []entry{{name: "f", data: bytes.Repeat([]byte("data "), 1000)}}))
+	good := digest(blob)
+	bad := append([]byte{}, blob...)
+	bad[len(bad)/2] ^= 0xff
+	_, err := apply(t, t.TempDir(), bad, Layer{Digest: good})
+	var de *DigestError
+	if !errors.As(err, &de) || de.Want != good || de.Cause == nil {
+		t.Fatalf("got %v", err)
+	}
+	// Cut short: the same.
+	_, err = apply(t, t.TempDir(), blob[:len(blob)/2], Layer{Digest: good})
+	if !errors.As(err, &de) {
+		t.Fatalf("truncated: %v", err)
+	}
+}
