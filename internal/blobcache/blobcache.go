@@ -87,6 +87,18 @@ func (c *Cache) Has(digest string) bool {
 	return err == nil
 }
 
+// Remove drops digest from the cache, e.g. when it was found damaged.
+func (c *Cache) Remove(digest string) error {
+	h, err := hexOf(digest)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(c.path(h)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("cannot remove cached blob %s: %w", digest, err)
+	}
+	return nil
+}
+
 // Writer receives one blob. Write never fails, so that a cache that cannot
 // take a blob (its disk full) never fails the pull it is teed from; the
 // first error is returned by Commit instead.
