@@ -80,8 +80,18 @@ const (
 	opaqueMarker   = ".wh..wh..opq"
 )
 
+// DefaultMaxExpansion bounds how far a layer's files may exceed the tar
+// bytes that carry them. archive/tar expands the holes of sparse entries
+// into zeros, which cost CPU though they are not written, and a crafted
+// header can claim a file of 2^62 bytes: without a bound, checking its
+// zeros would never end.
+const DefaultMaxExpansion = 64 << 30
+
 // Root is an open root directory that layers are applied to.
 type Root struct {
+	// MaxExpansion: see DefaultMaxExpansion.
+	MaxExpansion int64
+
 	dir  string
 	fd   int
 	proc string // "/proc/self/fd/" for xattrs on names that cannot be opened
@@ -93,7 +103,7 @@ func Open(dir string) (*Root, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot open %s: %w", dir, err)
 	}
-	return &Root{dir: dir, fd: fd, proc: "/proc/self/fd/"}, nil
+	return &Root{MaxExpansion: DefaultMaxExpansion, dir: dir, fd: fd, proc: "/proc/self/fd/"}, nil
 }
 
 // Close releases the root's descriptor.
@@ -137,8 +147,9 @@ func (r *Root) Apply(ctx context.Context, blob io.Reader, l Layer, progress func
 		diff = sha256.New()
 		dec = io.TeeReader(dec, diff)
 	}
-	a := applier{root: r, ctx: ctx, created: map[string]bool{}, buf: make([]byte, 1<<20)}
-	if err := a.run(tar.NewReader(dec)); err != nil {
+	tarIn := &countingReader{r: dec, h: nopHash{}}
+	a := applier{root: r, ctx: ctx, created: map[string]bool{}, buf: make([]byte, 1<<20), in: tarIn}
+	if err := a.run(tar.NewReader(tarIn)); err != nil {
 		err = mismatch(fmt.Errorf("cannot apply layer %s: %w", l.Digest, err))
 		st.Read, st.Written, st.Entries = cr.n, a.written, a.entries
 		return st, err
@@ -228,6 +239,7 @@ type applier struct {
 	buf     []byte
 	written int64
 	entries int
+	in      *countingReader // the tar stream, to bound expansion
 }
 
 func (a *applier) run(tr *tar.Reader) error {
@@ -528,6 +540,9 @@ func (a *applier) content(f *os.File, r io.Reader, size int64) error {
 		}
 		off += int64(n)
 		a.written += int64(n)
+		if a.written-a.in.n > a.root.MaxExpansion {
+			return fmt.Errorf("sparse files expand to more than %d bytes beyond the layer's data", a.root.MaxExpansion)
+		}
 	}
 	if hole {
 		// A trailing hole has no write to set the size.
@@ -537,6 +552,11 @@ func (a *applier) content(f *os.File, r io.Reader, size int64) error {
 }
 
 var zeros = make([]byte, 4096)
+
+// nopHash counts without hashing.
+type nopHash struct{ hash.Hash }
+
+func (nopHash) Write(p []byte) (int, error) { return len(p), nil }
 
 func isZero(b []byte) bool { return bytes.Equal(b, zeros[:len(b)]) }
 

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -415,5 +416,43 @@ func TestCorruptStream(t *testing.T) {
 	_, err = apply(t, t.TempDir(), blob[:len(blob)/2], Layer{Digest: good})
 	if !errors.As(err, &de) {
 		t.Fatalf("truncated: %v", err)
+	}
+}
+
+// TestExpansionBounded: a sparse entry claiming far more bytes than the
+// layer carries is refused instead of spinning over its zeros.
+func TestExpansionBounded(t *testing.T) {
+	// A GNU sparse header (old format, made by hand: Go cannot write
+	// one) of an 8 GiB file whose only data is its last byte.
+	var hdr [512]byte
+	copy(hdr[0:], "huge")
+	copy(hdr[100:], "0000644\x00")
+	copy(hdr[108:], "0000000\x00")
+	copy(hdr[116:], "0000000\x00")
+	copy(hdr[124:], "00000000001\x00") // stored bytes: 1
+	copy(hdr[136:], "00000000000\x00")
+	hdr[156] = tar.TypeGNUSparse
+	copy(hdr[257:], "ustar  \x00")
+	copy(hdr[386:], "77777777776\x00") // sparse[0].offset
+	copy(hdr[398:], "00000000001\x00") // sparse[0].numbytes
+	copy(hdr[483:], "77777777777\x00") // realsize
+	copy(hdr[148:], "        ")
+	var cks int64
+	for _, b := range hdr {
+		cks += int64(b)
+	}
+	copy(hdr[148:], fmt.Sprintf("%06o\x00 ", cks))
+	blob := append(hdr[:], make([]byte, 512+1024)...)
+	blob[512] = 'x'
+	r, _ := Open(t.TempDir())
+	defer r.Close()
+	r.MaxExpansion = 8 << 20
+	start := time.Now()
+	_, err := r.Apply(context.Background(), bytes.NewReader(blob), Layer{Digest: digest(blob)}, nil)
+	if err == nil || !strings.Contains(err.Error(), "expand to more than") {
+		t.Fatalf("got %v", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("took %v", time.Since(start))
 	}
 }
