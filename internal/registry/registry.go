@@ -37,6 +37,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/imgbase/imgbase/internal/imageref"
+	"github.com/imgbase/imgbase/internal/signature"
 )
 
 // Options configure a Client.
@@ -73,10 +74,11 @@ func New(o Options) *Client {
 
 // Layer is one layer of an image, as its manifest and config name it.
 type Layer struct {
-	Digest    string // of the blob
-	DiffID    string // of the uncompressed tar, from the config
-	Size      int64  // of the blob
-	MediaType string
+	Digest      string // of the blob
+	DiffID      string // of the uncompressed tar, from the config
+	Size        int64  // of the blob
+	MediaType   string
+	Annotations map[string]string
 }
 
 // Image is a resolved image, ready to have its layers read.
@@ -226,9 +228,52 @@ func (c *Client) resolve(ctx context.Context, ref imageref.Ref, src source) (*Im
 		if l.Digest.Algorithm != "sha256" {
 			return nil, fmt.Errorf("cannot use %s: layer %d has a %s digest, only sha256 is supported", ref, i, l.Digest.Algorithm)
 		}
-		img.Layers = append(img.Layers, Layer{Digest: l.Digest.String(), DiffID: diffs[i].String(), Size: l.Size, MediaType: string(l.MediaType)})
+		img.Layers = append(img.Layers, Layer{Digest: l.Digest.String(), DiffID: diffs[i].String(), Size: l.Size, MediaType: string(l.MediaType), Annotations: l.Annotations})
 	}
 	return img, nil
+}
+
+// Signatures returns the cosign signatures stored beside img for digest
+// (img.Digest, or img.ManifestDigest for a per-platform signature): the
+// layers of the tag signature.Tag(digest). None is not an error; only
+// registries hold signatures here, not OCI layouts.
+func (c *Client) Signatures(ctx context.Context, img *Image, digest string) ([]signature.Signature, error) {
+	if img.Ref.Transport != imageref.Docker {
+		return nil, nil
+	}
+	tag, err := signature.Tag(digest)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := c.Resolve(ctx, imageref.Ref{Transport: imageref.Docker, Name: img.Ref.Name, Tag: tag})
+	var nf *NotFoundError
+	if errors.As(err, &nf) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer sig.Close()
+	var out []signature.Signature
+	for i, l := range sig.Layers {
+		if l.MediaType != signature.PayloadMediaType {
+			continue
+		}
+		rc, err := sig.OpenLayer(ctx, i)
+		if err != nil {
+			return nil, err
+		}
+		b, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+		rc.Close()
+		if err != nil {
+			return nil, sig.src.wrap(err, "signature "+l.Digest)
+		}
+		if got := digestOf(b); got != l.Digest {
+			return nil, &DigestError{What: "signature of " + img.Ref.String(), Want: l.Digest, Got: got}
+		}
+		out = append(out, signature.Signature{Payload: b, Base64: l.Annotations[signature.Annotation]})
+	}
+	return out, nil
 }
 
 // pick chooses the host's image from an index.

@@ -4,7 +4,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"io"
 	"log"
@@ -24,11 +29,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/imgbase/imgbase/internal/imageref"
 	"github.com/imgbase/imgbase/internal/ocilayer"
+	"github.com/imgbase/imgbase/internal/signature"
 )
 
 func tarOf(t *testing.T, files map[string]string) []byte {
@@ -490,5 +497,50 @@ func TestLayouts(t *testing.T) {
 	var de *DigestError
 	if !errors.As(err, &de) {
 		t.Errorf("corrupt manifest: %v", err)
+	}
+}
+
+// TestSignatures: a signature image pushed in cosign's format, made with
+// Go, is found and verifies; a tag without one has none.
+func TestSignatures(t *testing.T) {
+	host := serve(t, nil)
+	img := testImage(t, "amd64", "Base-2-0")
+	d := push(t, host, "os/base:2.0", img)
+	push(t, host, "os/base:unsigned", testImage(t, "amd64", "Base-3-0"))
+
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	payload := signature.NewPayload(host+"/os/base", d)
+	h := sha256.Sum256(payload)
+	sig, _ := ecdsa.SignASN1(rand.Reader, key, h[:])
+	sigImg, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1), mutate.Addendum{
+		Layer:       static.NewLayer(payload, signature.PayloadMediaType),
+		Annotations: map[string]string{signature.Annotation: base64.StdEncoding.EncodeToString(sig)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag, _ := signature.Tag(d)
+	push(t, host, "os/base:"+tag, sigImg)
+
+	c := client(host)
+	got, err := c.Resolve(context.Background(), parse(t, "docker://"+host+"/os/base:2.0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sigs, err := c.Signatures(context.Background(), got, got.Digest)
+	if err != nil || len(sigs) != 1 {
+		t.Fatalf("%d signatures, %v", len(sigs), err)
+	}
+	keys := []signature.Key{{Name: "k.pub", Pub: &key.PublicKey}}
+	if name, err := signature.Verify(got.Ref.String(), got.Digest, keys, sigs); err != nil || name != "k.pub" {
+		t.Fatalf("verify: %q %v", name, err)
+	}
+	unsigned, _ := c.Resolve(context.Background(), parse(t, "docker://"+host+"/os/base:unsigned"))
+	sigs, err = c.Signatures(context.Background(), unsigned, unsigned.Digest)
+	if err != nil || len(sigs) != 0 {
+		t.Fatalf("unsigned: %d signatures, %v", len(sigs), err)
+	}
+	if _, err := signature.Verify(unsigned.Ref.String(), unsigned.Digest, keys, sigs); err == nil {
+		t.Fatal("unsigned image verified")
 	}
 }
