@@ -12,7 +12,7 @@ test: unit check
 # deps: what the tests need on a fresh Debian machine (run as root).
 deps:
 	apt-get update -qq
-	apt-get install -y -qq e2fsprogs xfsprogs squashfs-tools minisign attr acl grub-emu >/dev/null
+	apt-get install -y -qq e2fsprogs xfsprogs squashfs-tools minisign attr acl grub-emu docker-registry >/dev/null
 	$(MAKE) vm-deps
 
 # fuzz: a short run of every fuzz target.

@@ -208,6 +208,12 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T) *fixture {
+	return newFixtureOn(t, ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+}
+
+// newFixtureOn serves the test images from reg, through a handler that
+// counts blob bytes and can cut a download.
+func newFixtureOn(t *testing.T, reg http.Handler) *fixture {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: owners")
 	}
@@ -223,7 +229,6 @@ func newFixture(t *testing.T) *fixture {
 	f.layerA = gzLayer(t, tarTree(t, f.v1))
 	f.layB = gzLayer(t, layerV2(t, f.v2))
 
-	reg := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
 			rec := httptest.NewRecorder()
@@ -280,7 +285,10 @@ func (f *fixture) resolve(t *testing.T, tag string) *registry.Image {
 func size(l v1.Layer) int64 { n, _ := l.Size(); return n }
 
 func TestPullV1ThenV2ReusesCache(t *testing.T) {
-	f := newFixture(t)
+	testPullV1ThenV2(t, newFixture(t))
+}
+
+func testPullV1ThenV2(t *testing.T, f *fixture) {
 	cache, err := blobcache.Open(filepath.Join(t.TempDir(), "blobs"), 1<<30, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -312,7 +320,8 @@ func TestPullV1ThenV2ReusesCache(t *testing.T) {
 		t.Errorf("v2 tree differs from its source:\n%s\n--- want\n%s", got, want)
 	}
 	// Only the changed layer crossed the wire (plus the small config).
-	if res.Downloaded != size(f.layB) || res.FromCache != size(f.layerA) || f.served.Load() > size(f.layB)+4096 {
+	if res.Downloaded != size(f.layB) || res.FromCache != size(f.layerA) ||
+		f.served.Load() < size(f.layB) || f.served.Load() > size(f.layB)+4096 {
 		t.Errorf("v2: %+v, served %d bytes, layer B is %d", res, f.served.Load(), size(f.layB))
 	}
 	if last.Layers != 2 || last.Done != last.Total {
@@ -325,7 +334,10 @@ func TestPullV1ThenV2ReusesCache(t *testing.T) {
 }
 
 func TestCutDownloadCachesNothing(t *testing.T) {
-	f := newFixture(t)
+	testCutDownload(t, newFixture(t))
+}
+
+func testCutDownload(t *testing.T, f *fixture) {
 	cache, _ := blobcache.Open(filepath.Join(t.TempDir(), "blobs"), 1<<30, nil)
 	dB, _ := f.layB.Digest()
 	dA, _ := f.layerA.Digest()
