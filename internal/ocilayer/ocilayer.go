@@ -305,7 +305,7 @@ func (a *applier) entry(tr *tar.Reader, hdr *tar.Header) error {
 		defer unix.Close(pfd)
 		return removeAllAt(pfd, name)
 	}
-	a.created[p] = true
+	a.markCreated(p)
 	if p == "/" {
 		if hdr.Typeflag != tar.TypeDir {
 			return errors.New("the root can only be a directory")
@@ -442,24 +442,53 @@ func (a *applier) resolve(p string) (int, error) {
 	}
 }
 
-// opaque removes what lower layers put in dir; this layer's own entries,
-// before or after the marker, stay.
+// opaque removes what lower layers put in dir, at any depth; this
+// layer's own entries, before or after the marker, stay.
 func (a *applier) opaque(dir string) error {
 	pfd, err := a.parent(dir, true)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(pfd)
-	a.created[path.Clean(dir)] = true
-	names, err := readNames(pfd)
+	dir = path.Clean(dir)
+	a.markCreated(dir) // an opaque directory above keeps this one
+	return a.prune(pfd, dir)
+}
+
+// markCreated records p and its parents as this layer's: an opaque
+// directory above keeps them.
+func (a *applier) markCreated(p string) {
+	for ; !a.created[p]; p = path.Dir(p) {
+		a.created[p] = true
+	}
+}
+
+func (a *applier) prune(dfd int, dir string) error {
+	names, err := readNames(dfd)
 	if err != nil {
 		return err
 	}
 	for _, n := range names {
-		if !a.created[path.Join(dir, n)] {
-			if err := removeAllAt(pfd, n); err != nil {
+		p := path.Join(dir, n)
+		if !a.created[p] {
+			if err := removeAllAt(dfd, n); err != nil {
 				return err
 			}
+			continue
+		}
+		// A directory this layer wrote into may still hold lower
+		// entries beside its own.
+		fd, err := unix.Openat(dfd, n, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		err = a.prune(fd, p)
+		unix.Close(fd)
+		if err != nil {
+			return err
 		}
 	}
 	return nil

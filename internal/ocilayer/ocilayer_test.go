@@ -65,13 +65,13 @@ func makeTar(t *testing.T, es []entry) []byte {
 	return b.Bytes()
 }
 
-func gz(t *testing.T, b []byte) []byte {
+func gz(t *testing.T, b []byte) []byte { return gzBench(b) }
+
+func gzBench(b []byte) []byte {
 	var out bytes.Buffer
 	z := gzip.NewWriter(&out)
 	z.Write(b)
-	if err := z.Close(); err != nil {
-		t.Fatal(err)
-	}
+	z.Close()
 	return out.Bytes()
 }
 
@@ -133,6 +133,7 @@ func TestEveryEntryType(t *testing.T) {
 	copy(sparse, "head")
 	copy(sparse[2<<20:], "middle")
 	tarBytes := makeTar(t, []entry{
+		{name: "./", typ: tar.TypeDir, mode: 0o711, uid: 3},
 		{name: "usr/", typ: tar.TypeDir, mode: 0o755},
 		{name: "usr/bin/", typ: tar.TypeDir, mode: 0o750, uid: 12, gid: 34},
 		{name: "usr/bin/su", mode: 0o4755, data: []byte("su")},
@@ -162,7 +163,7 @@ func TestEveryEntryType(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if seen != int64(len(c.blob)) || st.Read != int64(len(c.blob)) || st.Entries != 12 {
+			if seen != int64(len(c.blob)) || st.Read != int64(len(c.blob)) || st.Entries != 13 {
 				t.Errorf("progress %d, stats %+v, blob %d bytes", seen, st, len(c.blob))
 			}
 			checkEveryType(t, root, capV, sparse)
@@ -182,6 +183,9 @@ func zst(t *testing.T, b []byte) []byte {
 
 func checkEveryType(t *testing.T, root, capV string, sparse []byte) {
 	p := func(s string) string { return filepath.Join(root, s) }
+	if st := lstat(t, root); st.Mode != unix.S_IFDIR|0o711 || st.Uid != 3 || st.Mtim.Sec != mtime.Unix() {
+		t.Errorf("root: mode %o uid %d mtime %d", st.Mode, st.Uid, st.Mtim.Sec)
+	}
 	if st := lstat(t, p("usr/bin")); st.Mode != unix.S_IFDIR|0o750 || st.Uid != 12 || st.Gid != 34 || st.Mtim.Sec != mtime.Unix() {
 		t.Errorf("usr/bin: mode %o owner %d:%d mtime %d", st.Mode, st.Uid, st.Gid, st.Mtim.Sec)
 	}
@@ -243,11 +247,15 @@ func TestWhiteoutsAndOpaque(t *testing.T) {
 		{name: "b/z", data: []byte("z")},
 		{name: "b/keep", data: []byte("k")},
 		{name: "c/deep/file", data: []byte("c")},
+		{name: "a/keep/old", data: []byte("lower")},
 		{name: "d", data: []byte("file that becomes a dir")},
 		{name: "e/f", data: []byte("dir that becomes a file")},
+		{name: "x/y/lower", data: []byte("lower")},
+		{name: "x/lower", data: []byte("lower")},
 	})
 	mustApply(t, root, []entry{
 		{name: "a/early", data: []byte("same layer, before the marker")},
+		{name: "a/keep/new", data: []byte("same layer, its parent not listed")},
 		{name: "a/.wh..wh..opq"},
 		{name: "a/late", data: []byte("after")},
 		{name: ".wh.c"},
@@ -256,6 +264,8 @@ func TestWhiteoutsAndOpaque(t *testing.T) {
 		{name: "nowhere/.wh.x"},
 		{name: "d/", typ: tar.TypeDir, mode: 0o700},
 		{name: "e", data: []byte("now a file")},
+		{name: "x/y/.wh..wh..opq"},
+		{name: "x/.wh..wh..opq"},
 	})
 	var got []string
 	filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
@@ -268,7 +278,7 @@ func TestWhiteoutsAndOpaque(t *testing.T) {
 		}
 		return nil
 	})
-	want := "a/ a/early a/late b/ b/keep d/ e"
+	want := "a/ a/early a/keep/ a/keep/new a/late b/ b/keep d/ e x/ x/y/"
 	if strings.Join(got, " ") != want {
 		t.Errorf("tree = %q, want %q", strings.Join(got, " "), want)
 	}
