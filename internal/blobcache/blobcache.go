@@ -48,6 +48,9 @@ func Open(dir string, max int64, log *slog.Logger) (*Cache, error) {
 			return nil, fmt.Errorf("cannot open blob cache: %w", err)
 		}
 	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &Cache{dir: dir, max: max, log: log, now: time.Now}, nil
 }
 

@@ -416,8 +416,14 @@ func (a *applier) parent(dir string, create bool) (int, error) {
 	for i, c := range comps {
 		fd, err := a.resolve(strings.Join(comps[:i+1], "/"))
 		if errors.Is(err, unix.ENOENT) {
+			made := false
 			if err = unix.Mkdirat(prev, c, 0o755); err == nil || errors.Is(err, unix.EEXIST) {
+				made = err == nil
 				fd, err = unix.Openat(prev, c, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			}
+			if err == nil && made {
+				// 0755 whatever imgbase's umask, as tar makes them.
+				err = unix.Fchmodat(prev, c, 0o755, 0)
 			}
 		}
 		unix.Close(prev)

@@ -127,6 +127,7 @@ func requireRoot(t *testing.T) {
 
 func TestEveryEntryType(t *testing.T) {
 	requireRoot(t)
+	defer unix.Umask(unix.Umask(0o077)) // the modes written do not depend on it
 	root := diskDir(t)
 	capV := string([]byte{0, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}) // cap_net_raw, v2
 	sparse := make([]byte, 3<<20)
