@@ -233,6 +233,38 @@ func (c *Client) resolve(ctx context.Context, ref imageref.Ref, src source) (*Im
 	return img, nil
 }
 
+// Digest returns what ref resolves to now (an index's or a manifest's
+// digest, as Image.Digest), with a HEAD request where the registry
+// answers one: what `update --check` compares with the installed base's.
+func (c *Client) Digest(ctx context.Context, ref imageref.Ref) (string, error) {
+	if ref.Transport != imageref.Docker {
+		img, err := c.Resolve(ctx, ref)
+		if err != nil {
+			return "", err
+		}
+		img.Close()
+		return img.Digest, nil
+	}
+	src, err := c.remote(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	rs := src.(*remoteSource)
+	d, err := remote.Head(rs.ref, rs.opts...)
+	if err != nil {
+		// Some registries refuse HEAD on manifests; GET then.
+		body, _, gerr := rs.top(ctx)
+		if gerr != nil {
+			return "", rs.wrap(gerr, "manifest")
+		}
+		return digestOf(body), nil
+	}
+	if ref.Digest != "" && d.Digest.String() != ref.Digest {
+		return "", &DigestError{What: "manifest of " + ref.String(), Want: ref.Digest, Got: d.Digest.String()}
+	}
+	return d.Digest.String(), nil
+}
+
 // Signatures returns the cosign signatures stored beside img for digest
 // (img.Digest, or img.ManifestDigest for a per-platform signature): the
 // layers of the tag signature.Tag(digest). None is not an error; only

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -542,5 +543,45 @@ func TestSignatures(t *testing.T) {
 	}
 	if _, err := signature.Verify(unsigned.Ref.String(), unsigned.Digest, keys, sigs); err == nil {
 		t.Fatal("unsigned image verified")
+	}
+}
+
+// TestDigest: the cheap check sees a tag move, by HEAD alone.
+func TestDigest(t *testing.T) {
+	var gets atomic.Int32
+	host := serve(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/manifests/") {
+				gets.Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	c := client(host)
+	ref := parse(t, "docker://"+host+"/os/base:stable")
+	d1 := push(t, host, "os/base:stable", testImage(t, "amd64", "Base-1-0"))
+	got, err := c.Digest(context.Background(), ref)
+	if err != nil || got != d1 {
+		t.Fatalf("Digest = %s, %v; want %s", got, err, d1)
+	}
+	d2 := push(t, host, "os/base:stable", testImage(t, "amd64", "Base-2-0"))
+	if got, err = c.Digest(context.Background(), ref); err != nil || got != d2 || d1 == d2 {
+		t.Fatalf("after the tag moved: %s, %v; want %s", got, err, d2)
+	}
+	if gets.Load() != 0 {
+		t.Errorf("%d manifest GETs; HEAD should do", gets.Load())
+	}
+	idx := pushIndex(t, host, "os/base:multi", "amd64", "arm64")
+	if got, err = c.Digest(context.Background(), parse(t, "docker://"+host+"/os/base:multi")); err != nil || got != idx {
+		t.Errorf("index: %s, %v; want %s", got, err, idx)
+	}
+	var nf *NotFoundError
+	if _, err = c.Digest(context.Background(), parse(t, "docker://"+host+"/os/base:gone")); !errors.As(err, &nf) {
+		t.Errorf("unknown tag: %v", err)
+	}
+	dir := filepath.Join(t.TempDir(), "layout")
+	digests, _ := writeLayout(t, dir)
+	if got, err = c.Digest(context.Background(), parse(t, "oci:"+dir+":1.0")); err != nil || got != digests["1.0"] {
+		t.Errorf("layout: %s, %v", got, err)
 	}
 }
