@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"github.com/imgbase/imgbase/internal/blobcache"
 	"github.com/imgbase/imgbase/internal/host"
@@ -40,11 +41,27 @@ func (a *app) ociRequest(s *session, ref imageref.Ref, name string, size uint64,
 			cache = nil
 		}
 	}
+	insecureRegs, fstype := ociSettings(s.cfg.Get)
+	if fstype != "" && fstype != "ext4" && fstype != "xfs" {
+		return host.OCIRequest{}, errf("cannot use [update] base_fs = %q: use ext4 or xfs", fstype)
+	}
 	client := registry.New(registry.Options{
 		AuthFiles: registry.AuthFiles(root, os.Getenv("HOME"), os.Getenv("XDG_RUNTIME_DIR")),
+		Insecure:  insecureRegs,
 		Arch:      runtime.GOARCH,
 		Logger:    log,
 	})
-	return host.OCIRequest{Ref: ref, NVR: name, Size: size, Registry: client, Cache: cache, Keys: keys,
+	return host.OCIRequest{Ref: ref, NVR: name, Size: size, FSType: fstype, Registry: client, Cache: cache, Keys: keys,
 		Insecure: insecure, Progress: a.progressFunc()}, nil
+}
+
+// ociSettings reads "[update] insecure_registries" (registries, "host" or
+// "host:port", separated by spaces or commas, that may be reached over
+// plain HTTP) and "[update] base_fs" (ext4 or xfs for bases built from
+// OCI images).
+func ociSettings(get func(section, key string) (string, bool)) (insecure []string, fstype string) {
+	v, _ := get("update", "insecure_registries")
+	insecure = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
+	fstype, _ = get("update", "base_fs")
+	return insecure, strings.TrimSpace(fstype)
 }

@@ -122,3 +122,18 @@ func TestAddBaseFromOCIFailedMkfs(t *testing.T) {
 		t.Errorf("mutations %q: the LV is not removed", m)
 	}
 }
+
+func TestAddBaseFromOCIXFS(t *testing.T) {
+	f := newFixture(t, "running", 254, 5)
+	req := ociReq(t, "oci:"+ociLayout(t, "Oci-3-0")+":1.0")
+	req.FSType = "xfs"
+	if _, err := f.h.AddBaseFromOCI(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Join(f.rec.Lines(), "\n")
+	for _, want := range []string{"mkfs.xfs -q -K /dev/HostVG/Oci-3-0", "mount -t xfs /dev/HostVG/Oci-3-0", "xfs_repair -n /dev/HostVG/Oci-3-0"} {
+		if !strings.Contains(lines, want) {
+			t.Errorf("no %q in:\n%s", want, lines)
+		}
+	}
+}
