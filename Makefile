@@ -15,7 +15,7 @@ test: unit package-check check
 # deps: what the tests need on a fresh Debian machine (run as root).
 deps:
 	apt-get update -qq
-	apt-get install -y -qq e2fsprogs xfsprogs squashfs-tools minisign attr acl grub-emu >/dev/null
+	apt-get install -y -qq e2fsprogs xfsprogs squashfs-tools minisign attr acl grub-emu docker-registry >/dev/null
 	apt-get install -y -qq --no-install-recommends lintian rpm man-db >/dev/null
 	$(MAKE) vm-deps
 

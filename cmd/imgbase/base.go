@@ -66,6 +66,25 @@ func (a *app) baseCommand() *cobra.Command {
 				}
 				return nil
 			case add:
+				if ref, ok, err := ociImage(image); err != nil {
+					return err
+				} else if ok {
+					req, err := a.ociRequest(s, ref, name, bytes, false)
+					if err != nil {
+						return err
+					}
+					res, err := s.host.AddBaseFromOCI(ctx, req)
+					if err != nil {
+						return err
+					}
+					if a.json {
+						return a.printJSON(res)
+					}
+					if !a.dry {
+						a.printf("Added base %s from %s (%s)\n", res.Base, res.Ref, res.Digest)
+					}
+					return nil
+				}
 				res, err := s.host.AddBaseFromImage(ctx, host.ImageRequest{Image: image, NVR: name, Size: bytes, Progress: a.progressFunc(), Verify: img.options()})
 				if err != nil {
 					return err
