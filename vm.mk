@@ -6,7 +6,7 @@ VM_BUILD := bash test/image/build.sh
 VM_TEST_TIMEOUT ?= 50m
 VM_RUN ?= .
 
-.PHONY: image testimages runtime-layout.squash check vm-check demo vm-deps
+.PHONY: image testimages runtime-layout.squash check check-long vm-check demo vm-deps
 
 vm-deps:
 	@$(VM_BUILD) deps
@@ -22,6 +22,13 @@ runtime-layout.squash:
 
 # check: the real-system suite (seeds' walk-throughs on real LVM in QEMU).
 check: package vm-check
+
+# check-long: the VM tests too long for CI's hour (IMGBASE_LONG=1: e.g.
+# TestPowerCut's twelve power cuts, about 30 minutes on its own).
+check-long: package
+	@IMGBASE_LONG=1 $(MAKE) --no-print-directory vm-check VM_TEST_TIMEOUT=$(VM_LONG_TIMEOUT)
+
+VM_LONG_TIMEOUT ?= 120m
 
 vm-check:
 	@set -e; vars=$$($(VM_BUILD) all); \

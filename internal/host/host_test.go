@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -237,6 +238,51 @@ func TestAddLayerFailureUndoes(t *testing.T) {
 	}
 }
 
+// A crash (or a power cut) while layer --add writes the entry leaves its
+// journal; recover takes the layer and its entry back, so that no layer
+// is left without an entry, nor an entry of a half-made layer.
+func TestAddLayerCrashThenRecover(t *testing.T) {
+	f := newFixture(t, "running", 254, 5)
+	f.layerFstab(t, "Base-1-0+3", "")
+	jpath := filepath.Join(f.h.Root, JournalFile)
+	var left []byte
+	b := &crashingBoot{at: func() { left, _ = os.ReadFile(jpath) }}
+	f.h.Boot = b
+	if _, err := f.h.AddLayer(context.Background(), "Base-1-0"); err == nil {
+		t.Fatal("the entry failed, yet layer --add succeeded")
+	}
+	if !strings.Contains(string(left), `"kind": "boot-entry"`) {
+		t.Fatalf("no journal while the entry was written:\n%s", left)
+	}
+	// The crash: the process is gone, its journal is what it wrote last.
+	if err := os.WriteFile(jpath, left, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := len(f.rec.Mutations())
+	out, err := f.h.Recover(context.Background())
+	if err != nil || out == nil || !out.RolledBack {
+		t.Fatalf("Recover = %+v, %v; want the layer's addition undone", out, err)
+	}
+	wantLines(t, f.rec.Mutations()[n:], []string{"lvremove --yes HostVG/Base-1-0+3"})
+	if strings.Join(b.removed, " ") != "Base-1-0+3 Base-1-0+3" {
+		t.Errorf("entries removed: %v; want Base-1-0+3's by the failed run and again by recover", b.removed)
+	}
+	if _, err := os.Stat(jpath); !os.IsNotExist(err) {
+		t.Errorf("the journal is left after recover: %v", err)
+	}
+}
+
+// crashingBoot fails to write an entry, calling at first.
+type crashingBoot struct {
+	fakeBoot
+	at func()
+}
+
+func (b *crashingBoot) AddLayer(context.Context, BootLayer) error {
+	b.at()
+	return errors.New("cannot write the entry: power cut")
+}
+
 func TestAddLayerRefusals(t *testing.T) {
 	f := newFixture(t, "running", 254, 5)
 	if _, err := f.h.AddLayer(context.Background(), "Nope-1-0"); err == nil || !strings.Contains(err.Error(), "no such base or layer") {
@@ -373,13 +419,20 @@ func TestDryRunChangesNothing(t *testing.T) {
 		t.Errorf("dry run ran %v", m)
 	}
 	mnt := filepath.Join(f.mnt, "Base-1-0+3")
+	step := func(n int, what string) string {
+		return fmt.Sprintf("# add layer Base-1-0+3: step %d/3 %s", n, what)
+	}
 	want := strings.Join([]string{
+		step(1, "create-layer lv=Base-1-0+3 mnt="+mnt+" origin=Base-1-0 vg=HostVG"),
 		"lvcreate --snapshot --name Base-1-0+3 --addtag imgbased:layer --setactivationskip n --activate y HostVG/Base-1-0",
+		step(2, "prepare-layer lv=Base-1-0+3 mnt="+mnt+" vg=HostVG"),
 		"e2fsck -fy /dev/HostVG/Base-1-0+3",
 		"tune2fs -U random /dev/HostVG/Base-1-0+3",
 		"mount -t ext4 -o discard /dev/HostVG/Base-1-0+3 " + mnt,
 		"# write " + mnt + "/etc/fstab",
 		"umount " + mnt,
+		step(3, "boot-entry base=Base-1-0 latest=n lv=Base-1-0+3 mnt="+mnt+" try=y vg=HostVG"),
+		"# add layer Base-1-0+3: commit",
 	}, "\n") + "\n"
 	if f.out.String() != want {
 		t.Errorf("dry output:\n%s\nwant:\n%s", f.out.String(), want)

@@ -10,6 +10,7 @@ import (
 	"github.com/imgbase/imgbase/internal/boot"
 	"github.com/imgbase/imgbase/internal/filesystem"
 	"github.com/imgbase/imgbase/internal/hooks"
+	"github.com/imgbase/imgbase/internal/journal"
 	"github.com/imgbase/imgbase/internal/layout"
 	"github.com/imgbase/imgbase/internal/lvm"
 	"github.com/imgbase/imgbase/internal/nvr"
@@ -62,13 +63,48 @@ func (h *Host) AddLayer(ctx context.Context, target string) (*LayerResult, error
 	if err := h.preHook(ctx, hooks.LayerAdd, base.Name(), name); err != nil {
 		return nil, err
 	}
-	u := &undo.Stack{Log: h.Log}
-	res, err := h.createLayer(ctx, u, t, base, origin, name, layerSetup{try: true})
-	if err != nil {
-		return nil, u.Rollback(ctx, err)
+	res := &LayerResult{Name: name, Origin: origin}
+	if err := h.journal().Run(ctx, h.addLayerTx(t, base, origin, res)); err != nil {
+		return nil, err
 	}
 	h.postHook(ctx, hooks.LayerAdd, base.Name(), name)
 	return res, nil
+}
+
+// addLayerTx lays out layer --add as journal steps, all before the commit:
+// a crash or a power cut anywhere in it leaves no layer without its entry
+// (nor an entry of a half-prepared layer); 'imgbase recover', at boot,
+// takes it all back.
+func (h *Host) addLayerTx(t *layout.Tree, base *layout.Base, origin string, res *LayerResult) journal.Tx {
+	vg, name := t.VG, res.Name
+	mnt := h.MountPoint(name)
+	latest := "n"
+	if base == t.LatestBase() {
+		latest = "y"
+	}
+	h.Log.Info("adding layer", "layer", name, "origin", origin)
+	return journal.Tx{Name: "add layer " + name, Steps: []journal.Step{
+		{Kind: stepCreateLayer, Args: journal.Args{"vg": vg, "lv": name, "origin": origin, "mnt": mnt}},
+		{Kind: stepPrepareLayer, Args: journal.Args{"vg": vg, "lv": name, "mnt": mnt}, Do: func(ctx context.Context) error {
+			dev := "/dev/" + vg + "/" + name
+			fstype, err := h.layerFSType(ctx, t, origin, dev)
+			if err != nil {
+				return err
+			}
+			if fstype == "" {
+				h.Log.Warn("the layer has no fstab and no boot entry; its base holds no filesystem yet", "layer", name, "base", base.Name())
+				res.NoFS = true
+				return nil
+			}
+			return h.prepareLayer(ctx, &undo.Stack{Log: h.Log}, t, base, name, dev, fstype, layerSetup{noBoot: true})
+		}},
+		{Kind: stepBootEntry, Args: journal.Args{"vg": vg, "lv": name, "base": base.Name(), "mnt": mnt, "try": "y", "latest": latest}, Do: func(ctx context.Context) error {
+			if res.NoFS {
+				return nil
+			}
+			return h.bootEntryStep(ctx, journal.Args{"vg": vg, "lv": name, "base": base.Name(), "mnt": mnt, "try": "y", "latest": latest})
+		}},
+	}}
 }
 
 // layerOrigin resolves the argument of layer --add.

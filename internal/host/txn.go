@@ -116,12 +116,21 @@ func (h *Host) prepareNewLayer(ctx context.Context, t *layout.Tree, base *layout
 // kernel is read from the layer: still mounted by the step that prepared
 // it, or mounted read-only again (by 'imgbase recover').
 func (h *Host) bootEntryStep(ctx context.Context, a journal.Args) error {
+	vg, name, mnt := a["vg"], a["lv"], a["mnt"]
 	if h.Boot == nil {
+		// Nothing to write; the layer the step before left mounted goes.
+		if err := h.unmountIfMounted(ctx, mnt); err != nil {
+			return err
+		}
+		if !h.Dry() {
+			os.Remove(mnt)
+		}
 		return nil
 	}
-	vg, name, mnt := a["vg"], a["lv"], a["mnt"]
 	dev := "/dev/" + vg + "/" + name
-	bl := BootLayer{Name: name, Base: a["base"], VG: vg, Dev: dev, Mnt: mnt, Try: a["try"] == "y", Latest: true}
+	// An update's layer is on the newest base; journals from before
+	// "latest" was recorded are updates.
+	bl := BootLayer{Name: name, Base: a["base"], VG: vg, Dev: dev, Mnt: mnt, Try: a["try"] == "y", Latest: a["latest"] != "n"}
 	if h.Dry() {
 		return h.Boot.AddLayer(ctx, bl)
 	}

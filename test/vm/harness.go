@@ -75,13 +75,19 @@ func kvmWorks(kernel string) bool {
 // Guest is a Machine bound to a test: its helpers fail the test on errors.
 type Guest struct {
 	*Machine
-	t testing.TB
+	t    testing.TB
+	cuts int // power cuts so far (PowerCut)
 }
 
 // Boot starts a fresh copy of the host image for t, waits for its agent,
 // installs imgbase and mounts the payload disk. The machine is killed when
 // the test ends; if the test failed, its serial log is kept in test/vm/logs.
 func Boot(t testing.TB) *Guest {
+	t.Helper()
+	return boot(t, "")
+}
+
+func boot(t testing.TB, cache string) *Guest {
 	t.Helper()
 	disk := os.Getenv(EnvDisk)
 	if disk == "" {
@@ -94,15 +100,15 @@ func Boot(t testing.TB) *Guest {
 	}
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	start := time.Now()
-	m, err := Start(Options{Disk: disk, Payload: os.Getenv(EnvPayload), Accel: Accel(), Dir: dir, Logger: logger})
+	m, err := Start(Options{Disk: disk, Payload: os.Getenv(EnvPayload), Accel: Accel(), Dir: dir, Logger: logger, Cache: cache})
 	if err != nil {
 		t.Fatal(err)
 	}
 	g := &Guest{Machine: m, t: t}
 	t.Cleanup(func() {
-		m.Kill()
+		g.Machine.Kill()
 		if t.Failed() {
-			saveLog(t, m.SerialLog())
+			saveLog(t, g.SerialLog())
 		}
 		os.RemoveAll(dir)
 	})

@@ -38,6 +38,11 @@ type Options struct {
 	CPUs    int
 	Dir     string // where the overlay, socket and serial log live
 	Logger  *slog.Logger
+	// Cache is QEMU's cache mode for the overlay; "" is unsafe (guest
+	// flushes ignored: fast, and nothing is lost unless QEMU itself dies).
+	// A machine whose QEMU is killed on purpose (a power cut) needs
+	// writeback: see PowerCut.
+	Cache string
 }
 
 // Machine is a running QEMU guest.
@@ -59,6 +64,17 @@ func (m *Machine) SerialLog() string { return filepath.Join(m.opts.Dir, "serial.
 
 // Start creates the overlay and starts QEMU; it does not wait for the guest.
 func Start(o Options) (*Machine, error) {
+	overlay := filepath.Join(o.Dir, "disk.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw",
+		"-b", o.Disk, overlay).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("cannot create overlay of %s: %w: %s", o.Disk, err, out)
+	}
+	return Launch(o)
+}
+
+// Launch starts QEMU on the overlay already in o.Dir, as it was left: after
+// Kill, that is a power-on after a power cut.
+func Launch(o Options) (*Machine, error) {
 	if o.Memory == 0 {
 		o.Memory = 1024
 	}
@@ -71,18 +87,17 @@ func Start(o Options) (*Machine, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	overlay := filepath.Join(o.Dir, "disk.qcow2")
-	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw",
-		"-b", o.Disk, overlay).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("cannot create overlay of %s: %w: %s", o.Disk, err, out)
+	if o.Cache == "" {
+		o.Cache = "unsafe"
 	}
+	overlay := filepath.Join(o.Dir, "disk.qcow2")
 	sock := filepath.Join(o.Dir, "agent.sock")
 	args := []string{
 		"-accel", o.Accel, "-m", strconv.Itoa(o.Memory), "-smp", strconv.Itoa(o.CPUs),
 		// No floppy, CD-ROM or VGA: probing them costs seconds under TCG.
 		"-nodefaults", "-display", "none", "-monitor", "none", "-nic", "none",
 		"-serial", "file:" + filepath.Join(o.Dir, "serial.log"),
-		"-drive", "file=" + overlay + ",format=qcow2,if=virtio,cache=unsafe,discard=unmap",
+		"-drive", "file=" + overlay + ",format=qcow2,if=virtio,cache=" + o.Cache + ",discard=unmap",
 		"-chardev", "socket,id=agent,path=" + sock + ",server=on,wait=off",
 		"-device", "virtio-serial-pci",
 		"-device", "virtserialport,chardev=agent,name=" + wire.PortName,
@@ -308,7 +323,10 @@ func (m *Machine) Reboot(ctx context.Context) error {
 	return nil
 }
 
-// Kill stops QEMU at once and waits for it.
+// Options are the options the machine was started with.
+func (m *Machine) Options() Options { return m.opts }
+
+// Kill stops QEMU at once (SIGKILL) and waits for it.
 func (m *Machine) Kill() {
 	if m.cmd.Process != nil {
 		m.cmd.Process.Kill()
