@@ -551,10 +551,14 @@ func TestAddLayerOfSealedCleanBaseNeedsNoCheck(t *testing.T) {
 	f := newFixture(t, "running", 254, 5)
 	f.layerFstab(t, "Base-1-0+3", "")
 	f.h.ReadHeader = func(string) ([]byte, error) { return extHeader(true, true), nil }
+	mnt := filepath.Join(f.mnt, "Base-1-0+3")
+	// The fake mount shows in the mount table the step writing the boot
+	// entry reads before it unmounts.
+	os.MkdirAll(filepath.Join(f.h.Root, "proc/self"), 0o755)
+	os.WriteFile(filepath.Join(f.h.Root, "proc/self/mountinfo"), []byte("99 1 254:9 / "+mnt+" rw - ext4 /dev/HostVG/Base-1-0+3 rw\n"), 0o644)
 	if _, err := f.h.AddLayer(context.Background(), "Base-1-0"); err != nil {
 		t.Fatal(err)
 	}
-	mnt := filepath.Join(f.mnt, "Base-1-0+3")
 	// The budget of layer --add: lvs for the layout, lvcreate for the
 	// snapshot, tune2fs for its UUID (one superblock write with the seed),
 	// mount and umount to write its fstab. No blkid: the type is read from

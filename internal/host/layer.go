@@ -96,7 +96,8 @@ func (h *Host) addLayerTx(t *layout.Tree, base *layout.Base, origin string, res 
 				res.NoFS = true
 				return nil
 			}
-			return h.prepareLayer(ctx, &undo.Stack{Log: h.Log}, t, base, name, dev, fstype, layerSetup{noBoot: true})
+			return h.prepareLayer(ctx, &undo.Stack{Log: h.Log}, t, base, name, dev, fstype,
+				layerSetup{noBoot: true, sealedOrigin: sealedOrigin(t, base, origin)})
 		}},
 		{Kind: stepBootEntry, Args: journal.Args{"vg": vg, "lv": name, "base": base.Name(), "mnt": mnt, "try": "y", "latest": latest}, Do: func(ctx context.Context) error {
 			if res.NoFS {
@@ -105,6 +106,14 @@ func (h *Host) addLayerTx(t *layout.Tree, base *layout.Base, origin string, res 
 			return h.bootEntryStep(ctx, journal.Args{"vg": vg, "lv": name, "base": base.Name(), "mnt": mnt, "try": "y", "latest": latest})
 		}},
 	}}
+}
+
+// sealedOrigin says origin is the read-only base itself. A sealed base is
+// never written again, so a snapshot of it is as clean as its superblock
+// says it was when sealed: no check needed.
+func sealedOrigin(t *layout.Tree, base *layout.Base, origin string) bool {
+	lv := t.LV(origin)
+	return lv != nil && origin == base.Name() && lv.ReadOnly()
 }
 
 // layerOrigin resolves the argument of layer --add.
@@ -169,11 +178,7 @@ func (h *Host) createLayer(ctx context.Context, u *undo.Stack, t *layout.Tree, b
 		res.NoFS = true
 		return res, nil
 	}
-	// A sealed base is never written again, so a snapshot of it is as
-	// clean as its superblock says it was when sealed: no check needed.
-	if lv := t.LV(origin); lv != nil && origin == base.Name() && lv.ReadOnly() {
-		setup.sealedOrigin = true
-	}
+	setup.sealedOrigin = sealedOrigin(t, base, origin)
 	if err := h.prepareLayer(ctx, u, t, base, name, dev, fstype, setup); err != nil {
 		return nil, err
 	}
