@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/imgbase/imgbase/internal/manifest"
 	"io"
 	"os"
 	"sort"
@@ -96,7 +97,7 @@ func statAt(dirfd int, name, rel string) (*node, error) {
 		n.kind = kindDir
 	case unix.S_IFLNK:
 		n.kind = kindSymlink
-		t, err := readlinkAt(dirfd, name)
+		t, err := manifest.ReadlinkAt(dirfd, name)
 		if err != nil {
 			return nil, fmt.Errorf("cannot read symlink %s: %w", rel, err)
 		}
@@ -118,19 +119,6 @@ func statAt(dirfd int, name, rel string) (*node, error) {
 	}
 	n.xattrs = x
 	return n, nil
-}
-
-func readlinkAt(dirfd int, name string) (string, error) {
-	for size := 256; ; size *= 2 {
-		buf := make([]byte, size)
-		n, err := unix.Readlinkat(dirfd, name, buf)
-		if err != nil {
-			return "", err
-		}
-		if n < size {
-			return string(buf[:n]), nil
-		}
-	}
 }
 
 // procPath names the entry name inside the directory open as dirfd. The
