@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/imgbase/imgbase/internal/manifest"
 	"io"
 	"os"
 	"sort"
@@ -13,6 +12,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/imgbase/imgbase/internal/manifest"
 )
 
 // kind is the file type of a node; a change of kind is a change like any other.
