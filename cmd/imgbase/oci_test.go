@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/imgbase/imgbase/internal/host"
 )
 
 func TestOCISettings(t *testing.T) {
@@ -36,5 +38,28 @@ func TestOCIImageArgument(t *testing.T) {
 		if oci != c.oci || (err != nil) != c.err {
 			t.Errorf("%s: oci %v err %v", c.arg, oci, err)
 		}
+	}
+}
+
+func TestBaseSize(t *testing.T) {
+	for v, want := range map[string]uint64{"": 0, "4G": 4 << 30, " 512M ": 512 << 20} {
+		n, err := baseSize(func(s, k string) (string, bool) { return v, s == "update" && k == "base_size" })
+		if err != nil || n != want {
+			t.Errorf("%q: %d %v, want %d", v, n, err, want)
+		}
+	}
+	if _, err := baseSize(func(string, string) (string, bool) { return "lots", true }); err == nil || !strings.Contains(err.Error(), "base_size") {
+		t.Errorf("a bad base_size: %v", err)
+	}
+}
+
+func TestCheckLine(t *testing.T) {
+	up := checkLine(&host.CheckResult{Ref: "oci:/l:2.0", Digest: "sha256:bb", Installed: "Os-2-0"})
+	if up != "Up to date: oci:/l:2.0 is sha256:bb, installed as base Os-2-0" {
+		t.Errorf("%q", up)
+	}
+	av := checkLine(&host.CheckResult{Ref: "oci:/l:2.0", Digest: "sha256:cc", Available: true, NVR: "Os-3-0", Running: "Os-2-0", RunningDigest: "sha256:bb"})
+	if av != "Update available: oci:/l:2.0 is now sha256:cc (running base Os-2-0 is sha256:bb); 'imgbase update' would install base Os-3-0" {
+		t.Errorf("%q", av)
 	}
 }

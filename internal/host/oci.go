@@ -56,25 +56,11 @@ func (h *Host) AddBaseFromOCI(ctx context.Context, req OCIRequest) (*OCIResult, 
 	if err != nil {
 		return nil, err
 	}
-	img, err := req.Registry.Resolve(ctx, req.Ref)
+	img, err := h.resolveOCI(ctx, req)
 	if err != nil {
-		return nil, refuse("%v", err)
+		return nil, err
 	}
 	defer img.Close()
-	if len(req.Keys) > 0 {
-		sigs, err := req.Registry.Signatures(ctx, img, img.Digest)
-		if err != nil {
-			return nil, refuse("%v", err)
-		}
-		if key, err := signature.Verify(req.Ref.String(), img.Digest, req.Keys, sigs); err != nil {
-			if !req.Insecure {
-				return nil, refuse("%v", err)
-			}
-			h.Log.Warn("installing an image without a trusted signature (--insecure)", "image", req.Ref.String(), "err", err)
-		} else {
-			h.Log.Info("image signature verified", "image", req.Ref.String(), "key", key)
-		}
-	}
 	name := req.NVR
 	if name == "" {
 		n, err := pull.NVR(img, "")
@@ -177,4 +163,30 @@ func (h *Host) fillOCIBase(ctx context.Context, dev, mnt, fstype string, img *re
 		return refuse("%v", err)
 	}
 	return nil
+}
+
+// resolveOCI resolves req.Ref and, when keys are configured, checks the
+// image's signature. Every refusal comes before anything is created.
+func (h *Host) resolveOCI(ctx context.Context, req OCIRequest) (*registry.Image, error) {
+	img, err := req.Registry.Resolve(ctx, req.Ref)
+	if err != nil {
+		return nil, refuse("%v", err)
+	}
+	if len(req.Keys) > 0 {
+		sigs, err := req.Registry.Signatures(ctx, img, img.Digest)
+		if err != nil {
+			img.Close()
+			return nil, refuse("%v", err)
+		}
+		if key, err := signature.Verify(req.Ref.String(), img.Digest, req.Keys, sigs); err != nil {
+			if !req.Insecure {
+				img.Close()
+				return nil, refuse("%v", err)
+			}
+			h.Log.Warn("installing an image without a trusted signature (--insecure)", "image", req.Ref.String(), "err", err)
+		} else {
+			h.Log.Info("image signature verified", "image", req.Ref.String(), "key", key)
+		}
+	}
+	return img, nil
 }

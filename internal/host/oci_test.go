@@ -3,8 +3,8 @@ package host
 import (
 	"archive/tar"
 	"bytes"
-	"encoding/base64"
 	"context"
+	"encoding/base64"
 	"errors"
 	"io"
 	"os"
