@@ -63,3 +63,11 @@ func TestCheckLine(t *testing.T) {
 		t.Errorf("%q", av)
 	}
 }
+
+func TestAutoReboot(t *testing.T) {
+	for v, want := range map[string]bool{"": false, "no": false, "yes": true, " Yes ": true, "true": true, "maybe": false} {
+		if got := autoReboot(func(s, k string) (string, bool) { return v, s == "update" && k == "auto_reboot" }); got != want {
+			t.Errorf("%q: %v", v, got)
+		}
+	}
+}

@@ -18,6 +18,8 @@ type ociUpdateOpts struct {
 	check bool
 	// track makes the image the one 'imgbase update' follows.
 	track bool
+	// autoReboot reboots after staging when [update] auto_reboot = yes.
+	autoReboot bool
 }
 
 // ociUpdate updates from an OCI reference, or with arg "" from the tracked
@@ -94,8 +96,28 @@ func (a *app) ociUpdate(ctx context.Context, arg string, o ociUpdateOpts) error 
 	if o.track {
 		a.printf("'imgbase update' follows %s from now on (%s)\n", res.Ref, "/"+host.TrackFile)
 	}
+	if o.autoReboot && autoReboot(s.cfg.Get) {
+		if err := s.host.Reboot(ctx); err != nil {
+			// The layer stays staged: the next reboot, whoever makes it,
+			// tries it.
+			s.host.Log.Warn("not rebooting into the new layer now", "layer", res.Layer, "err", err)
+		} else {
+			a.printf("Rebooting to try %s\n", res.Layer)
+			return nil
+		}
+	}
 	a.printf("Reboot to try %s; if it does not come up, the next boot returns to %s\n", res.Layer, res.From)
 	return nil
+}
+
+// autoReboot reads "[update] auto_reboot" (yes/no; default no).
+func autoReboot(get func(section, key string) (string, bool)) bool {
+	v, _ := get("update", "auto_reboot")
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "yes", "true", "on", "1":
+		return true
+	}
+	return false
 }
 
 // checkLine is update --check's one line.

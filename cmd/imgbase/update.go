@@ -45,7 +45,7 @@ func (a *app) updateCommand() *cobra.Command {
 	var (
 		format, sizeArg, nvrArg string
 		img                     imageFlags
-		check                   bool
+		check, autoReboot       bool
 	)
 	c := &cobra.Command{
 		Use:   "update [--format raw|liveimg] [--check] [IMAGE]",
@@ -72,7 +72,7 @@ it already. --check only says whether the tracked image now points to another di
 				if format != "" {
 					return usagef("--format is for image files, not %q", arg)
 				}
-				return a.ociUpdate(cmd.Context(), arg, ociUpdateOpts{size: sizeArg, nvr: nvrArg, insecure: img.insecure, check: check})
+				return a.ociUpdate(cmd.Context(), arg, ociUpdateOpts{size: sizeArg, nvr: nvrArg, insecure: img.insecure, check: check, autoReboot: autoReboot})
 			}
 			if format != "" && format != "raw" && format != "liveimg" {
 				return usagef("unknown --format %q: use raw or liveimg", format)
@@ -119,6 +119,7 @@ it already. --check only says whether the tracked image now points to another di
 	f.StringVar(&sizeArg, "size", "", "size of the new base's LV (default: the image's filesystem size)")
 	f.StringVar(&nvrArg, "nvr", "", "name of the new base (default: from the image's build metadata)")
 	f.BoolVar(&check, "check", false, "say whether the tracked image (or IMAGE) points to a new digest; change nothing")
+	f.BoolVar(&autoReboot, "auto-reboot", false, "after staging an OCI image, reboot into it when [update] auto_reboot = yes and no inhibitor blocks (imgbase-update.service)")
 	img.register(f)
 	completeWords(c, "format", "raw", "liveimg")
 	return c

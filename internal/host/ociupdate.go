@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/imgbase/imgbase/internal/atomicfile"
+	"github.com/imgbase/imgbase/internal/command"
 	"github.com/imgbase/imgbase/internal/journal"
 	"github.com/imgbase/imgbase/internal/layout"
 	"github.com/imgbase/imgbase/internal/lvm"
@@ -268,4 +269,14 @@ func (h *Host) RunningOrigin(ctx context.Context) (origin.Origin, bool, error) {
 	}
 	o, ok := origin.FromTags(cur.Base.LV.Tags)
 	return o, ok && o.Ref != "", nil
+}
+
+// Reboot reboots into the staged layer unless another program holds a
+// blocking inhibitor: systemctl honours inhibitors for interactive callers
+// only, unless told to, and a timer's service is not interactive.
+func (h *Host) Reboot(ctx context.Context) error {
+	if _, err := h.Run.Run(ctx, command.Change("systemctl", "reboot", "--check-inhibitors=yes")); err != nil {
+		return fmt.Errorf("cannot reboot: %w", err)
+	}
+	return nil
 }

@@ -206,3 +206,13 @@ func TestCheckOCI(t *testing.T) {
 		t.Errorf("running origin %+v %v %v", o, ok, err)
 	}
 }
+
+// The reboot asks systemctl to honour blocking inhibitors even though the
+// timer's service is not interactive.
+func TestRebootChecksInhibitors(t *testing.T) {
+	f := newFixture(t, "running", 254, 5)
+	if err := f.h.Reboot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	wantLines(t, f.rec.Mutations(), []string{"systemctl reboot --check-inhibitors=yes"})
+}
