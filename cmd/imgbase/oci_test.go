@@ -5,6 +5,9 @@ import (
 	"testing"
 
 	"github.com/imgbase/imgbase/internal/host"
+	"github.com/imgbase/imgbase/internal/layout"
+	"github.com/imgbase/imgbase/internal/lvm"
+	"github.com/imgbase/imgbase/internal/origin"
 )
 
 func TestOCISettings(t *testing.T) {
@@ -69,5 +72,27 @@ func TestAutoReboot(t *testing.T) {
 		if got := autoReboot(func(s, k string) (string, bool) { return v, s == "update" && k == "auto_reboot" }); got != want {
 			t.Errorf("%q: %v", v, got)
 		}
+	}
+}
+
+func TestLayerImages(t *testing.T) {
+	o := origin.Origin{Ref: "docker://r.example/os:2", Digest: "sha256:" + strings.Repeat("ab", 32)}
+	lvs := []lvm.LV{
+		{VG: "HostVG", VGTags: []string{lvm.TagVG}, Name: "pool00", Attr: "twi-aotz--", Tags: []string{lvm.TagPool}},
+		{VG: "HostVG", VGTags: []string{lvm.TagVG}, Name: "Os-1-0", Attr: "Vri---tz-k", Pool: "pool00", Tags: []string{lvm.TagBase}},
+		{VG: "HostVG", VGTags: []string{lvm.TagVG}, Name: "Os-1-0+1", Attr: "Vwi-aotz--", Pool: "pool00", Origin: "Os-1-0", Tags: []string{lvm.TagLayer}},
+		{VG: "HostVG", VGTags: []string{lvm.TagVG}, Name: "Os-2-0", Attr: "Vri---tz-k", Pool: "pool00", Tags: append([]string{lvm.TagBase}, origin.Tags(o)...)},
+		{VG: "HostVG", VGTags: []string{lvm.TagVG}, Name: "Os-2-0+1", Attr: "Vwi-a-tz--", Pool: "pool00", Origin: "Os-2-0", Tags: []string{lvm.TagLayer}},
+	}
+	tr, err := layout.Build(lvs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := layerImages(tr, "Os-1-0+1", "Os-2-0+1", "", "Gone-1-0+1")
+	if len(got) != 1 || got["Os-2-0+1"] != o {
+		t.Errorf("images %+v", got)
+	}
+	if txt := (statusImages{Images: got}).imagesText(); txt != "image of Os-2-0+1: docker://r.example/os:2 ("+o.Digest+")\n" {
+		t.Errorf("text %q", txt)
 	}
 }

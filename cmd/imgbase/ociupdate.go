@@ -2,11 +2,17 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/imgbase/imgbase/internal/boot"
 	"github.com/imgbase/imgbase/internal/host"
+	"github.com/imgbase/imgbase/internal/layout"
+	"github.com/imgbase/imgbase/internal/origin"
 )
 
 // ociUpdateOpts are the flags of update and switch that apply to an OCI
@@ -184,4 +190,35 @@ in the new layer and in the running one.`,
 	f.StringVar(&o.nvr, "nvr", "", "name of the new base (default: the image's imgbase.nvr label)")
 	f.BoolVar(&o.insecure, "insecure", false, "accept an unsigned image even when keys are configured")
 	return c
+}
+
+// statusImages is boot --status with the image each layer named in it
+// came from.
+type statusImages struct {
+	boot.Status
+	// Images maps a layer to the image its base was built from, for
+	// layers whose base was built from an OCI image.
+	Images map[string]origin.Origin `json:"images,omitempty"`
+}
+
+func (s statusImages) imagesText() string {
+	var b strings.Builder
+	for _, l := range slices.Sorted(maps.Keys(s.Images)) {
+		o := s.Images[l]
+		fmt.Fprintf(&b, "image of %s: %s (%s)\n", l, o.Ref, o.Digest)
+	}
+	return b.String()
+}
+
+// layerImages is the image each named layer's base came from.
+func layerImages(t *layout.Tree, layers ...string) map[string]origin.Origin {
+	out := map[string]origin.Origin{}
+	for _, name := range layers {
+		if l := t.Layer(name); name != "" && l != nil {
+			if o, ok := origin.FromTags(l.Base.LV.Tags); ok {
+				out[name] = o
+			}
+		}
+	}
+	return out
 }
