@@ -1,11 +1,13 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -215,4 +217,42 @@ func TestRebootChecksInhibitors(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantLines(t, f.rec.Mutations(), []string{"systemctl reboot --check-inhibitors=yes"})
+}
+
+// A layer whose bytes do not match its digest fails the extraction: the
+// new base is unmounted and removed, the old base let go, no journal left.
+func TestUpdateFromOCICorruptLayerUndoes(t *testing.T) {
+	dir := ociLayout(t, "Oci-3-0")
+	blobs, _ := filepath.Glob(filepath.Join(dir, "blobs/sha256/*"))
+	corrupted := false
+	for _, b := range blobs {
+		data, _ := os.ReadFile(b)
+		if !bytes.HasPrefix(data, []byte("{")) { // the (gzip) layer, not JSON
+			data[len(data)/2] ^= 0xff
+			os.WriteFile(b, data, 0o644)
+			corrupted = true
+		}
+	}
+	if !corrupted {
+		t.Fatal("no layer blob in the layout")
+	}
+	f, fb, req := ociUpdateFixture(t, dir, "")
+	_, err := f.h.UpdateFromOCI(context.Background(), req)
+	if err == nil {
+		t.Fatal("a corrupt layer was installed")
+	}
+	m := f.rec.Mutations()
+	mnt := filepath.Join(f.mnt, "Oci-3-0")
+	for _, want := range []string{"umount " + mnt, "lvchange --activate n HostVG/Base-1-0", "lvremove --yes HostVG/Oci-3-0"} {
+		if !slices.Contains(m, want) {
+			t.Errorf("no %q after the failure; ran:\n%s", want, strings.Join(m, "\n"))
+		}
+	}
+	if len(fb.added) != 0 {
+		t.Errorf("boot entries %v", fb.added)
+	}
+	if _, err := os.Stat(filepath.Join(f.h.Root, JournalFile)); !os.IsNotExist(err) {
+		t.Errorf("journal left behind: %v", err)
+	}
+	t.Logf("refused with: %v", err)
 }
