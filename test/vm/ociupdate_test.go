@@ -105,7 +105,7 @@ cat /scratch/digest2`))
 	}
 
 	g.ExpectBooted(g.Reboot(), v2layer, "after the update from the oci-archive")
-	if st := g.WaitStarted(); st != "active" {
+	if st := g.WaitStarted(); st != "active success" {
 		t.Errorf("imgbase-boot-success.service: %s", st)
 	}
 	if a := g.MustRun("cat", "/etc/imgbase-admin.conf"); a != "added by the admin\n" {
@@ -144,7 +144,9 @@ image ` + nvr3 + ` 2.0 $L/blobs/sha256/$(cat /scratch/v2.layer) /scratch/v3.tar`
 	}
 
 	g.ExpectBooted(g.Reboot(), v3layer, "after switch")
-	g.WaitStarted()
+	if st := g.WaitStarted(); st != "active success" {
+		t.Errorf("imgbase-boot-success.service after switch: %s", st)
+	}
 	got := g.MustShell(`cat /etc/imgbase-v3 /etc/imgbase-admin.conf; grep '^image' /etc/imgbased.conf.d/50-image.conf`)
 	if got != "v3\nadded by the admin\nimage = oci:/scratch/oci:2.0\n" {
 		t.Errorf("in %s: %q", v3layer, got)
