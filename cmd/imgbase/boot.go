@@ -107,10 +107,14 @@ func (a *app) bootCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.json {
-				return a.printJSON(st)
+			out := statusImages{Status: st}
+			if t, err := s.host.Layout(s.ctx); err == nil {
+				out.Images = layerImages(t, st.Running, st.Default, st.Next, st.Try)
 			}
-			a.printf("%s", st.String())
+			if a.json {
+				return a.printJSON(out)
+			}
+			a.printf("%s%s", st.String(), out.imagesText())
 			return nil
 		},
 	}

@@ -123,14 +123,14 @@ func TestDocs(t *testing.T) {
 	for _, e := range ents {
 		pages = append(pages, e.Name())
 	}
-	want := "imgbase-base.8 imgbase-boot.8 imgbase-check.8 imgbase-layer.8 imgbase-layout.8 imgbase-recover.8 imgbase-rollback.8 imgbase-update.8 imgbase-volume.8 imgbase.8"
+	want := "imgbase-base.8 imgbase-boot.8 imgbase-check.8 imgbase-layer.8 imgbase-layout.8 imgbase-recover.8 imgbase-rollback.8 imgbase-switch.8 imgbase-update.8 imgbase-volume.8 imgbase.8"
 	if got := strings.Join(pages, " "); got != want {
 		t.Errorf("man pages: %s\nwant %s", got, want)
 	}
 	page := read(t, filepath.Join(out, "man8/imgbase-update.8"))
 	for _, w := range []string{
 		`.TH "IMGBASE-UPDATE" "8" "Jan 2026"`,
-		".SH SYNOPSIS\n\\fBimgbase update [--format raw|liveimg] IMAGE",
+		".SH SYNOPSIS\n\\fBimgbase update [--format raw|liveimg] [--check] [IMAGE]",
 		"\\fB--sha256\\fP",
 		"\\fB--log-format\\fP", // inherited
 		"imgbase update /var/tmp/node-4.5-1.squashfs.img",

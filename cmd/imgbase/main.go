@@ -125,7 +125,7 @@ writable layer (a thin snapshot of a base); each layer has its own boot entry.`,
 	pf.StringVar(&a.lockTimeout, "lock-timeout", "60s", "how long to wait for another imgbase to finish")
 	_ = pf.MarkHidden("lock-file")
 	completeWords(root, "log-format", "text", "json")
-	root.AddCommand(a.layoutCommand(), a.baseCommand(), a.layerCommand(), a.updateCommand(),
+	root.AddCommand(a.layoutCommand(), a.baseCommand(), a.layerCommand(), a.updateCommand(), a.switchCommand(),
 		a.bootCommand(), a.rollbackCommand(), a.checkCommand(), a.recoverCommand(), a.volumeCommand(), a.docsCommand())
 	// The packages install the completion scripts (see __docs).
 	root.CompletionOptions.HiddenDefaultCmd = true

@@ -45,19 +45,35 @@ func (a *app) updateCommand() *cobra.Command {
 	var (
 		format, sizeArg, nvrArg string
 		img                     imageFlags
+		check, autoReboot       bool
 	)
 	c := &cobra.Command{
-		Use:   "update [--format raw|liveimg] IMAGE",
+		Use:   "update [--format raw|liveimg] [--check] [IMAGE]",
 		Short: "Install an image as a new base with a first layer carrying the running configuration",
 		Long: `update verifies IMAGE (sha256, minisign signature), checks there is room, installs it as a new
 base, adds its first layer, carries the admin's /etc over from the running layer (three-way merge; a
 conflict keeps the admin's file and puts the image's beside it as FILE.imgnew), gives the layer a boot
-entry that is tried once, and then removes bases beyond images_to_keep.`,
+entry that is tried once, and then removes bases beyond images_to_keep.
+
+IMAGE may be an OCI image (docker://REGISTRY/REPO:TAG, oci:DIR:TAG, oci-archive:FILE:TAG): its
+layers are extracted into the new base. Without IMAGE, update follows the tracked image ([update] image,
+see 'imgbase switch', else the image the running base came from) and does nothing when a base holds
+it already. --check only says whether the tracked image now points to another digest.`,
 		Example: `  imgbase update /var/tmp/node-4.5-1.squashfs.img        # oVirt Node liveimg (LiveOS/rootfs.img inside)
   imgbase update --format raw --sha256 3b1f… rootfs.img   # a raw ext4 or XFS filesystem image
   imgbase boot --status                                  # after the reboot: was the trial boot good?`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			arg := ""
+			if len(args) == 1 {
+				arg = args[0]
+			}
+			if _, oci, err := ociImage(arg); arg == "" || check || (err == nil && oci) {
+				if format != "" {
+					return usagef("--format is for image files, not %q", arg)
+				}
+				return a.ociUpdate(cmd.Context(), arg, ociUpdateOpts{size: sizeArg, nvr: nvrArg, insecure: img.insecure, check: check, autoReboot: autoReboot})
+			}
 			if format != "" && format != "raw" && format != "liveimg" {
 				return usagef("unknown --format %q: use raw or liveimg", format)
 			}
@@ -102,6 +118,8 @@ entry that is tried once, and then removes bases beyond images_to_keep.`,
 	f.StringVar(&format, "format", "", "image format: raw (ext4/XFS) or liveimg (squashfs with LiveOS/rootfs.img); default: detect")
 	f.StringVar(&sizeArg, "size", "", "size of the new base's LV (default: the image's filesystem size)")
 	f.StringVar(&nvrArg, "nvr", "", "name of the new base (default: from the image's build metadata)")
+	f.BoolVar(&check, "check", false, "say whether the tracked image (or IMAGE) points to a new digest; change nothing")
+	f.BoolVar(&autoReboot, "auto-reboot", false, "after staging an OCI image, reboot into it when [update] auto_reboot = yes and no inhibitor blocks (imgbase-update.service)")
 	img.register(f)
 	completeWords(c, "format", "raw", "liveimg")
 	return c

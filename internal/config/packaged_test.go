@@ -55,7 +55,7 @@ func TestPackagedConfigDocumentsDefaults(t *testing.T) {
 	for _, m := range setting.FindAllSubmatch(data, -1) {
 		keys = append(keys, string(m[1]))
 	}
-	if want := []string{"images_to_keep = 2", "base_fs = ext4", "insecure_registries = "}; !slices.Equal(keys, want) {
+	if want := []string{"images_to_keep = 2", "base_fs = ext4", "insecure_registries = ", "image = ", "base_size = ", "auto_reboot = no"}; !slices.Equal(keys, want) {
 		t.Errorf("documented settings %q, want %q (every key imgbase reads, with its default)", keys, want)
 	}
 	// Every key the code reads is documented: a new one fails here until

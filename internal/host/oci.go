@@ -11,6 +11,7 @@ import (
 	"github.com/imgbase/imgbase/internal/hooks"
 	"github.com/imgbase/imgbase/internal/imageref"
 	"github.com/imgbase/imgbase/internal/lvm"
+	"github.com/imgbase/imgbase/internal/origin"
 	"github.com/imgbase/imgbase/internal/pull"
 	"github.com/imgbase/imgbase/internal/registry"
 	"github.com/imgbase/imgbase/internal/signature"
@@ -55,25 +56,11 @@ func (h *Host) AddBaseFromOCI(ctx context.Context, req OCIRequest) (*OCIResult, 
 	if err != nil {
 		return nil, err
 	}
-	img, err := req.Registry.Resolve(ctx, req.Ref)
+	img, err := h.resolveOCI(ctx, req)
 	if err != nil {
-		return nil, refuse("%v", err)
+		return nil, err
 	}
 	defer img.Close()
-	if len(req.Keys) > 0 {
-		sigs, err := req.Registry.Signatures(ctx, img, img.Digest)
-		if err != nil {
-			return nil, refuse("%v", err)
-		}
-		if key, err := signature.Verify(req.Ref.String(), img.Digest, req.Keys, sigs); err != nil {
-			if !req.Insecure {
-				return nil, refuse("%v", err)
-			}
-			h.Log.Warn("installing an image without a trusted signature (--insecure)", "image", req.Ref.String(), "err", err)
-		} else {
-			h.Log.Info("image signature verified", "image", req.Ref.String(), "key", key)
-		}
-	}
 	name := req.NVR
 	if name == "" {
 		n, err := pull.NVR(img, "")
@@ -115,25 +102,37 @@ func (h *Host) AddBaseFromOCI(ctx context.Context, req OCIRequest) (*OCIResult, 
 func (h *Host) buildOCIBase(ctx context.Context, u *undo.Stack, vg, pool, name, fstype string, img *registry.Image, req OCIRequest) (*OCIResult, error) {
 	res := &OCIResult{BaseResult: BaseResult{Base: name, Size: req.Size, FSType: fstype}, Ref: req.Ref.String(), Digest: img.Digest}
 	h.Log.Info("adding base", "base", name, "image", req.Ref.String(), "digest", img.Digest, "size", req.Size)
-	if err := h.LVM().CreateThin(ctx, vg, pool, name, req.Size, []string{lvm.TagBase}); err != nil {
+	tags := append([]string{lvm.TagBase}, origin.Tags(origin.Origin{Ref: req.Ref.String(), Digest: img.Digest})...)
+	if err := h.LVM().CreateThin(ctx, vg, pool, name, req.Size, tags); err != nil {
 		return nil, err
 	}
 	u.Push("create "+name, func(ctx context.Context) error { return h.LVM().Remove(ctx, vg, name) })
 	dev := "/dev/" + vg + "/" + name
+	if err := h.fillOCIBase(ctx, dev, h.MountPoint(name), fstype, img, req, res); err != nil {
+		return nil, err
+	}
+	if err := h.LVM().Seal(ctx, vg, name); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// fillOCIBase makes a fresh filesystem on dev, extracts the image's layers
+// into it mounted at mnt, and checks it. It leaves nothing mounted.
+func (h *Host) fillOCIBase(ctx context.Context, dev, mnt, fstype string, img *registry.Image, req OCIRequest, res *OCIResult) error {
 	// A new thin LV holds no blocks: nothing to discard.
 	mkfs := command.Change("mkfs.ext4", "-q", "-E", "nodiscard", "-O", "metadata_csum_seed", dev)
 	if fstype == "xfs" {
 		mkfs = command.Change("mkfs.xfs", "-q", "-K", dev)
 	}
 	if _, err := h.Run.Run(ctx, mkfs); err != nil {
-		return nil, fmt.Errorf("cannot make a filesystem on %s: %w", dev, err)
+		return fmt.Errorf("cannot make a filesystem on %s: %w", dev, err)
 	}
-	mnt := h.MountPoint(name)
 	if err := h.Mkdir(mnt); err != nil {
-		return nil, err
+		return err
 	}
 	if err := h.FS().Mount(ctx, dev, mnt, fstype); err != nil {
-		return nil, err
+		return err
 	}
 	if h.Dry() {
 		fmt.Fprintf(h.Out, "# extract the %d layers of %s (%s) into %s\n", len(img.Layers), req.Ref, img.Digest, mnt)
@@ -150,21 +149,44 @@ func (h *Host) buildOCIBase(ctx context.Context, u *undo.Stack, vg, pool, name, 
 			if uerr := h.FS().Unmount(ctx, mnt); uerr != nil {
 				err = errors.Join(err, uerr)
 			}
-			return nil, err
+			return err
 		}
 		res.Downloaded, res.FromCache, res.Written = pres.Downloaded, pres.FromCache, pres.Written
 	}
 	if err := h.FS().Unmount(ctx, mnt); err != nil {
-		return nil, err
+		return err
 	}
 	if !h.Dry() {
 		os.Remove(mnt)
 	}
 	if err := h.FS().Check(ctx, dev, fstype); err != nil {
+		return refuse("%v", err)
+	}
+	return nil
+}
+
+// resolveOCI resolves req.Ref and, when keys are configured, checks the
+// image's signature. Every refusal comes before anything is created.
+func (h *Host) resolveOCI(ctx context.Context, req OCIRequest) (*registry.Image, error) {
+	img, err := req.Registry.Resolve(ctx, req.Ref)
+	if err != nil {
 		return nil, refuse("%v", err)
 	}
-	if err := h.LVM().Seal(ctx, vg, name); err != nil {
-		return nil, err
+	if len(req.Keys) > 0 {
+		sigs, err := req.Registry.Signatures(ctx, img, img.Digest)
+		if err != nil {
+			img.Close()
+			return nil, refuse("%v", err)
+		}
+		if key, err := signature.Verify(req.Ref.String(), img.Digest, req.Keys, sigs); err != nil {
+			if !req.Insecure {
+				img.Close()
+				return nil, refuse("%v", err)
+			}
+			h.Log.Warn("installing an image without a trusted signature (--insecure)", "image", req.Ref.String(), "err", err)
+		} else {
+			h.Log.Info("image signature verified", "image", req.Ref.String(), "key", key)
+		}
 	}
-	return res, nil
+	return img, nil
 }

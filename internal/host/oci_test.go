@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"io"
 	"os"
@@ -70,7 +71,8 @@ func TestAddBaseFromOCI(t *testing.T) {
 	mnt := filepath.Join(f.mnt, "Oci-3-0")
 	wantLines(t, f.rec.Lines(), []string{
 		lvsLine,
-		"lvcreate --thin --virtualsize 1073741824b --name Oci-3-0 --addtag imgbased:base HostVG/pool00",
+		"lvcreate --thin --virtualsize 1073741824b --name Oci-3-0 --addtag imgbased:base --addtag imgbased:digest=" + res.Digest +
+			" --addtag imgbased:ref=" + base64.RawURLEncoding.EncodeToString([]byte("oci:"+dir+":1.0")) + " HostVG/pool00",
 		"mkfs.ext4 -q -E nodiscard -O metadata_csum_seed /dev/HostVG/Oci-3-0",
 		"mount -t ext4 /dev/HostVG/Oci-3-0 " + mnt,
 		"umount " + mnt,

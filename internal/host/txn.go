@@ -60,7 +60,8 @@ func (h *Host) kinds() journal.Kinds {
 		},
 		// The old base mounted for the merge is released by whichever
 		// step fails; both release it if it is there.
-		stepWriteImage: {Undo: h.releaseSource},
+		stepWriteImage:   {Undo: h.releaseSource},
+		stepExtractImage: {Undo: h.undoExtract},
 		// Journals from before sealing moved into prepare-layer have it.
 		stepSealBase: {Do: func(ctx context.Context, a journal.Args) error {
 			return c.Seal(ctx, a["vg"], a["lv"])

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/imgbase/imgbase/internal/lvm"
+	"github.com/imgbase/imgbase/internal/origin"
 )
 
 func load(t testing.TB, name string) *Tree {
@@ -94,6 +96,19 @@ func TestJSON(t *testing.T) {
 	}
 	if back.Current != "Base-1-0+1" || len(back.Bases) != 3 || len(back.Bases[0].Layers) != 2 || !back.Bases[0].Layers[0].Current || back.Bases[0].Layers[1].Origin != "Base-1-0+1" {
 		t.Errorf("json %s", data)
+	}
+	if back.Bases[0].Source != nil {
+		t.Errorf("a base without source tags shows a source: %s", data)
+	}
+}
+
+func TestJSONSource(t *testing.T) {
+	tr := load(t, "running")
+	want := origin.Origin{Ref: "docker://quay.io/org/node:4.5", Digest: "sha256:" + strings.Repeat("1f", 32)}
+	tr.Bases[1].LV.Tags = append(tr.Bases[1].LV.Tags, origin.Tags(want)...)
+	got := tr.JSON("").Bases[1].Source
+	if got == nil || *got != want {
+		t.Errorf("source %+v, want %+v", got, want)
 	}
 }
 

@@ -3,6 +3,8 @@ package layout
 import (
 	"fmt"
 	"strings"
+
+	"github.com/imgbase/imgbase/internal/origin"
 )
 
 // Text renders the tree the way `imgbase layout` prints it: each base, its
@@ -41,6 +43,9 @@ type JSONBase struct {
 	Size     uint64      `json:"size"`
 	ReadOnly bool        `json:"read_only"`
 	Layers   []JSONLayer `json:"layers"`
+	// Source is the image the base was built from, for bases built from
+	// an OCI image.
+	Source *origin.Origin `json:"source,omitempty"`
 }
 
 // JSONLayer is one layer in the --json form.
@@ -60,6 +65,9 @@ func (t *Tree) JSON(current string) JSONTree {
 	}
 	for _, b := range t.Bases {
 		jb := JSONBase{Name: b.Name(), Size: b.LV.Size, ReadOnly: b.LV.ReadOnly(), Layers: []JSONLayer{}}
+		if o, ok := origin.FromTags(b.LV.Tags); ok {
+			jb.Source = &o
+		}
 		for _, l := range b.Layers {
 			jb.Layers = append(jb.Layers, JSONLayer{
 				Name: l.Name(), Origin: l.LV.Origin, Size: l.LV.Size,

@@ -40,6 +40,8 @@ common='/etc/imgbased.conf
 /usr/lib/systemd/system-preset/80-imgbase.preset
 /usr/lib/systemd/system/imgbase-boot-success.service
 /usr/lib/systemd/system/imgbase-recover.service
+/usr/lib/systemd/system/imgbase-update.service
+/usr/lib/systemd/system/imgbase-update.timer
 /usr/sbin/imgbase
 /usr/share/bash-completion/completions/imgbase
 /usr/share/doc/imgbase/README.md
@@ -162,6 +164,8 @@ for u in imgbase-boot-success.service imgbase-recover.service; do
 	# on a merged /usr.
 	same "$wants/$u after install" "/usr/lib/systemd/system/$u" "$(in_root readlink -f "$wants/$u")"
 done
+# The daily update is the admin's to enable (80-imgbase.preset).
+[ ! -e "$r/etc/systemd/system/timers.target.wants/imgbase-update.timer" ] || fail "imgbase-update.timer enabled on install"
 in_root /usr/sbin/imgbase --version >"$tmp/version" || fail "/usr/sbin/imgbase --version failed"
 grep -qF "$V" "$tmp/version" || fail "imgbase --version says $(cat "$tmp/version"), not $V"
 ok "dpkg -i: units enabled, $(head -1 "$tmp/version")"
