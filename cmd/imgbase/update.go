@@ -45,6 +45,7 @@ func (a *app) updateCommand() *cobra.Command {
 	var (
 		format, sizeArg, nvrArg string
 		img                     imageFlags
+		delta                   deltaFlags
 	)
 	c := &cobra.Command{
 		Use:   "update [--format raw|liveimg] IMAGE",
@@ -52,7 +53,12 @@ func (a *app) updateCommand() *cobra.Command {
 		Long: `update verifies IMAGE (sha256, minisign signature), checks there is room, installs it as a new
 base, adds its first layer, carries the admin's /etc over from the running layer (three-way merge; a
 conflict keeps the admin's file and puts the image's beside it as FILE.imgnew), gives the layer a boot
-entry that is tried once, and then removes bases beyond images_to_keep.`,
+entry that is tried once, and then removes bases beyond images_to_keep.
+
+When the running layer's base (or --from-base NVR) holds the image's filesystem type, the new base
+is a thin snapshot of it on which only what differs from the image is rewritten: the pool grows by
+the change, not by the image. --full writes the whole image instead; the output says which way was
+taken and why.`,
 		Example: `  imgbase update /var/tmp/node-4.5-1.squashfs.img        # oVirt Node liveimg (LiveOS/rootfs.img inside)
   imgbase update --format raw --sha256 3b1f… rootfs.img   # a raw ext4 or XFS filesystem image
   imgbase boot --status                                  # after the reboot: was the trial boot good?`,
@@ -75,8 +81,9 @@ entry that is tried once, and then removes bases beyond images_to_keep.`,
 				return err
 			}
 			res, err := s.host.Update(cmd.Context(), host.UpdateRequest{
-				ImageRequest: host.ImageRequest{Image: args[0], NVR: nvrArg, Size: bytes, Progress: a.progressFunc(), Verify: img.options()},
-				Format:       format, Keep: keep,
+				ImageRequest: host.ImageRequest{Image: args[0], NVR: nvrArg, Size: bytes, Progress: a.progressFunc(), Verify: img.options(),
+					Full: delta.full, FromBase: delta.fromBase},
+				Format: format, Keep: keep,
 			})
 			if err != nil {
 				return err
@@ -87,7 +94,7 @@ entry that is tried once, and then removes bases beyond images_to_keep.`,
 			if a.dry {
 				return nil
 			}
-			a.printf("Installed base %s and layer %s; configuration carried from %s\n", res.Base.Base, res.Layer, res.From)
+			a.printf("Installed base %s (%s) and layer %s; configuration carried from %s\n", res.Base.Base, res.Base.Way, res.Layer, res.From)
 			if res.Migration != nil {
 				a.printf("%s", res.Migration.Text())
 			}
@@ -103,6 +110,8 @@ entry that is tried once, and then removes bases beyond images_to_keep.`,
 	f.StringVar(&sizeArg, "size", "", "size of the new base's LV (default: the image's filesystem size)")
 	f.StringVar(&nvrArg, "nvr", "", "name of the new base (default: from the image's build metadata)")
 	img.register(f)
+	delta.register(f)
 	completeWords(c, "format", "raw", "liveimg")
+	a.completeFlags(c, bases, "from-base")
 	return c
 }

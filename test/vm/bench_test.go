@@ -119,7 +119,7 @@ func TestBench(t *testing.T) {
 
 	// Update end to end vs the raw copy.
 	g.MustShell("cat " + benchImage + " >/dev/null")
-	took, rssUpdate := benchTimed(t, g, "imgbase update --size "+size+" "+benchImage, true)
+	took, rssUpdate := benchTimed(t, g, "imgbase update --full --size "+size+" "+benchImage, true)
 	g.MustRun("lvcreate", "--thin", "--virtualsize", size, "--name", "ddtest2", vg+"/"+benchPool)
 	g.MustShell("cat " + benchImage + " >/dev/null")
 	bare, _ = benchTimed(t, g, "dd if="+benchImage+" of=/dev/"+vg+"/ddtest2 bs=4M conv=sparse,fsync status=none", false)
