@@ -66,7 +66,7 @@ func TestWayString(t *testing.T) {
 type deltaWorld struct {
 	t     *testing.T
 	next  command.Runner // what runs (or records) the commands
-	image string // the image's tree
+	image string         // the image's tree
 	mu    sync.Mutex
 	dev   map[string]string // /dev/HostVG/LV → its content
 	mnt   map[string]string // mount point → the device mounted read-write, "" read-only
