@@ -7,6 +7,7 @@ package vm
 // figures are evidence, not pass/fail criteria.
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -58,6 +59,13 @@ func benchPoolUsed(t *testing.T, g *Guest, lv string) int64 {
 	size, _ := strconv.ParseFloat(out[0], 64)
 	pct, _ := strconv.ParseFloat(out[1], 64)
 	return int64(size * pct / 100)
+}
+
+func metOrMissed(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
 }
 
 type benchRow struct {
@@ -127,6 +135,39 @@ func TestBench(t *testing.T) {
 	rows = append(rows, benchRow{"update (base, layer, /etc merge, boot entry)", took, bare, "≤ 1.3× the raw copy", ""})
 	rows = append(rows, benchRow{"update", took, direct, "", "baseline: dd with iflag=direct oflag=direct"})
 
+	// A delta update (#12): v1 from the v2 base the update above wrote,
+	// against that full write. Every base is kept, so that the pool's
+	// growth is the delta's alone.
+	g.MustShell("mkdir -p /etc/imgbased.conf.d && printf '[update]\nimages_to_keep = 9\n' >/etc/imgbased.conf.d/keep.conf")
+	v1size := size
+	if fi, err := os.Stat(filepath.Join(filepath.Dir(payload), "files", "v1.img")); err == nil && fi.Size() > st.Size() {
+		v1size = fmt.Sprintf("%db", fi.Size())
+	}
+	g.MustShell("cat " + PayloadDir + "/v1.img >/dev/null")
+	poolBefore := benchPoolUsed(t, g, benchPool)
+	tookDelta, _ := benchTimed(t, g, "imgbase --json update --from-base "+nvr2+" --nvr Bench-3-0 --size "+v1size+" "+PayloadDir+"/v1.img >/run/imgbase-bench-delta.json", false)
+	growth := benchPoolUsed(t, g, benchPool) - poolBefore
+	var delta struct {
+		Base struct {
+			Way struct {
+				Delta bool   `json:"delta"`
+				Why   string `json:"why"`
+				Sync  struct {
+					BytesWritten int64 `json:"bytes_written"`
+				} `json:"sync"`
+			} `json:"way"`
+		} `json:"base"`
+	}
+	if err := json.Unmarshal([]byte(g.MustRun("cat", "/run/imgbase-bench-delta.json")), &delta); err != nil {
+		t.Fatalf("the delta update's --json output: %v", err)
+	}
+	if !delta.Base.Way.Delta {
+		t.Errorf("the bench's delta update took a full write: %s", delta.Base.Way.Why)
+	}
+	changed := delta.Base.Way.Sync.BytesWritten
+	rows = append(rows, benchRow{"delta update v2 → v1", tookDelta, took, "≤ 0.4× the full update " + metOrMissed(tookDelta.Seconds() <= 0.4*took.Seconds()),
+		"baseline: the full update above"})
+
 	w := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', 0)
 	fmt.Fprintf(w, "\noperation\timgbase\tbaseline\tratio\ttarget\n")
 	for _, r := range rows {
@@ -137,5 +178,8 @@ func TestBench(t *testing.T) {
 		baseUsed>>20, ddUsed>>20, float64(baseUsed)/float64(scan.NonZero), scan.NonZero>>20)
 	fmt.Fprintf(w, "peak RSS (VmHWM, sampled)\tbase --add %d MB\tlayer --add %d MB\tupdate %d MB\t≤ 40 MB\n",
 		rssAdd>>20, rssLayer>>20, rssUpdate>>20)
+	limit := int64(1.1*float64(changed)) + 64<<20
+	fmt.Fprintf(w, "pool growth, delta update\t%.1f MiB\t%.1f MiB of changed files\t%.2f×\t≤ 1.1× the changed bytes + 64 MiB (%.1f MiB) %s\n",
+		float64(growth)/(1<<20), float64(changed)/(1<<20), float64(growth)/float64(max(changed, 1)), float64(limit)/(1<<20), metOrMissed(growth <= limit))
 	w.Flush()
 }
