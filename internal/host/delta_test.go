@@ -331,3 +331,75 @@ func TestUpdateDeltaFailureAtEveryStepUndoes(t *testing.T) {
 		}
 	}
 }
+
+// A dry run changes nothing and shows the delta's commands.
+func TestUpdateDeltaDryRun(t *testing.T) {
+	f, _, req, w := deltaFixture(t)
+	f.h.Run = &command.Dry{Next: w, Out: f.out}
+	res, err := f.h.Update(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Base.Way.Delta || res.Base.Way.From != "Base-1-0" {
+		t.Errorf("way %+v", res.Base.Way)
+	}
+	if m := f.rec.Mutations(); len(m) != 0 {
+		t.Errorf("a dry run changed:\n%s", strings.Join(m, "\n"))
+	}
+	out := f.out.String()
+	for _, want := range []string{"# delta from Base-1-0", "lvcreate --snapshot --name Base-3-0 --addtag imgbased:base", "tune2fs -U random /dev/HostVG/Base-3-0", "# sync the tree of "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the dry run's output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// base --add takes the delta path too, from the running layer's base or
+// the one --from-base names, grown when the new base is larger; a failure
+// removes the snapshot.
+func TestAddBaseByDelta(t *testing.T) {
+	f, _, req, w := deltaFixture(t)
+	// Base-2-0 is 2 GiB: the new base of 3 GiB grows.
+	w.dev["/dev/HostVG/Base-2-0"] = w.dev["/dev/HostVG/Base-1-0"]
+	req.FromBase, req.Size = "Base-2-0", 3<<30
+	res, err := f.h.AddBaseFromImage(context.Background(), req.ImageRequest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Way.Delta || res.Way.From != "Base-2-0" || res.Way.Sync == nil || res.Way.Sync.Added != 1 {
+		t.Errorf("way %+v", res.Way)
+	}
+	mnt := filepath.Join(f.mnt, "Base-3-0")
+	var got []string
+	for _, m := range f.rec.Mutations() {
+		if strings.Contains(m, "Base-3-0") {
+			got = append(got, m)
+		}
+	}
+	wantLines(t, got, []string{
+		"lvcreate --snapshot --name Base-3-0 --addtag imgbased:base --setactivationskip n --activate y HostVG/Base-2-0",
+		"e2fsck -fy /dev/HostVG/Base-3-0",
+		"tune2fs -U random /dev/HostVG/Base-3-0",
+		"lvextend --size 3221225472b HostVG/Base-3-0",
+		"mount -t ext4 /dev/HostVG/Base-3-0 " + mnt,
+		"resize2fs /dev/HostVG/Base-3-0",
+		"umount " + mnt,
+		"lvchange --permission r --setactivationskip y --activate n HostVG/Base-3-0",
+	})
+
+	f, _, req, w = deltaFixture(t)
+	w.next = &failAt{next: w.next, k: 6} // activate, mount, umount, deactivate, snapshot, e2fsck, tune2fs
+	if _, err := f.h.AddBaseFromImage(context.Background(), req.ImageRequest); err == nil {
+		t.Fatal("no error")
+	}
+	muts := f.rec.Mutations()
+	if muts[6] != "tune2fs -U random /dev/HostVG/Base-3-0" || muts[len(muts)-1] != "lvremove --yes HostVG/Base-3-0" {
+		t.Errorf("a failed UUID change: ran\n%s\nwant the snapshot removed last", strings.Join(muts, "\n"))
+	}
+	// Base-10-0 holds no filesystem: a full write.
+	f, _, req, _ = deltaFixture(t)
+	req.FromBase = "Base-10-0"
+	if res, err := f.h.AddBaseFromImage(context.Background(), req.ImageRequest); err != nil || res.Way.Why != WhyFSDiffers {
+		t.Errorf("from a base without a filesystem: %+v, %v; want a full write because %s", res, err, WhyFSDiffers)
+	}
+}
