@@ -187,19 +187,26 @@ func (a *app) verifyBase(ctx context.Context, s *session, name string) error {
 		if err := a.printJSON(res); err != nil {
 			return err
 		}
-	} else if !a.dry {
+	}
+	return a.reportVerification(res)
+}
+
+// reportVerification prints a verification (unless --json printed it) and
+// fails when the base differs from its manifest.
+func (a *app) reportVerification(res *host.BaseVerification) error {
+	if !a.json && !a.dry {
 		for _, d := range res.Differences {
 			a.printf("%s\n", d.String())
 		}
 		switch {
 		case !res.Manifest:
-			a.printf("base %s has no manifest (installed by a full write); nothing to verify against\n", name)
+			a.printf("base %s has no manifest (installed by a full write); nothing to verify against\n", res.Base)
 		case len(res.Differences) == 0:
-			a.printf("base %s matches its manifest (%d entries)\n", name, res.Entries)
+			a.printf("base %s matches its manifest (%d entries)\n", res.Base, res.Entries)
 		}
 	}
 	if len(res.Differences) > 0 {
-		return errf("base %s differs from its manifest in %d place(s)", name, len(res.Differences))
+		return errf("base %s differs from its manifest in %d place(s)", res.Base, len(res.Differences))
 	}
 	return nil
 }

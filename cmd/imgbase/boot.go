@@ -194,23 +194,41 @@ func (a *app) checkCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if !deep || !a.json {
+			if !deep {
 				if err := a.printProblems(ps); err != nil {
 					return err
 				}
-			}
-			var verr error
-			if deep {
-				cur := s.host.CurrentLayer(t)
-				if cur == nil {
-					return errf("cannot check deeply: the running system is not on a layer")
+				if len(ps) > 0 {
+					return errf("%d boot problem(s) found; run 'imgbase recover' to repair them", len(ps))
 				}
-				verr = a.verifyBase(cmd.Context(), s, cur.Base.Name())
+				return nil
 			}
+			cur := s.host.CurrentLayer(t)
+			if cur == nil {
+				return errf("cannot check the running layer's base: the running system is not on a layer")
+			}
+			res, err := s.host.VerifyBase(cmd.Context(), cur.Base.Name())
+			if err != nil {
+				return err
+			}
+			if a.json {
+				if ps == nil {
+					ps = []boot.Problem{}
+				}
+				if err := a.printJSON(struct {
+					Problems []boot.Problem         `json:"problems"`
+					Base     *host.BaseVerification `json:"base"`
+				}{ps, res}); err != nil {
+					return err
+				}
+			} else if err := a.printProblems(ps); err != nil {
+				return err
+			}
+			var errs []error
 			if len(ps) > 0 {
-				return errors.Join(errf("%d boot problem(s) found; run 'imgbase recover' to repair them", len(ps)), verr)
+				errs = append(errs, errf("%d boot problem(s) found; run 'imgbase recover' to repair them", len(ps)))
 			}
-			return verr
+			return errors.Join(append(errs, a.reportVerification(res))...)
 		},
 	}
 	c.Flags().BoolVar(&deep, "deep", false, "also verify the tree of the running layer's base against its manifest")
