@@ -138,31 +138,35 @@ func (h *Host) planDelta(ctx context.Context, t *layout.Tree, im *image.Image, r
 		fmt.Fprintf(h.Out, "# delta from %s unless it would write more than a full copy of %s\n", from.Name(), im.Path)
 		return Way{Delta: true, From: from.Name()}, nil
 	}
-	fstype, dst, err := h.predecessorManifest(ctx, t.VG, from, im.FSType)
+	// Both trees are described at once, with the predecessor mounted: two
+	// devices, and hashing is CPU-bound.
+	var d *deltaPlan
+	var fstype string
+	err := h.withBaseMounted(ctx, t.VG, from, func(mnt, fst string) error {
+		fstype = fst
+		if !sameFS(fst, string(im.FSType)) {
+			return nil // no delta: neither tree is needed
+		}
+		var err error
+		if d, err = h.mountImageTree(ctx, im, from, fst); err != nil {
+			return err
+		}
+		return h.both(ctx,
+			func(ctx context.Context) (err error) { d.dst, err = h.predecessorManifest(ctx, from, mnt); return err },
+			func(ctx context.Context) (err error) {
+				h.Log.Info("describing the image's tree", "image", im.Path)
+				if d.src, err = manifest.Build(ctx, d.tree, manifest.BuildOptions{Exclude: excluded}); err != nil {
+					return fmt.Errorf("cannot describe the image's tree: %w", err)
+				}
+				return nil
+			})
+	})
 	if err != nil {
+		d.close()
 		return Way{}, err
 	}
 	if why := fullWhy(false, from, fstype, im.FSType); why != "" {
 		return Way{Why: why}, nil
-	}
-	// The kernel is to parse only a filesystem that passed its checker.
-	if err := h.checkImage(ctx, im); err != nil {
-		return Way{}, err
-	}
-	mounter := image.LoopMounter{Run: h.Run, TempDir: h.MountDir}
-	if err := h.Mkdir(h.MountDir); err != nil {
-		return Way{}, err
-	}
-	tree, err := mounter.Mount(ctx, im.FSPath(), string(im.FSType))
-	if err != nil {
-		return Way{}, fmt.Errorf("cannot read the image's tree: %w", err)
-	}
-	d := &deltaPlan{from: from, fstype: fstype, tree: tree, dst: dst,
-		release: func(ctx context.Context) error { return mounter.Unmount(ctx, tree) }}
-	h.Log.Info("describing the image's tree", "image", im.Path)
-	if d.src, err = manifest.Build(ctx, tree, manifest.BuildOptions{Exclude: excluded}); err != nil {
-		d.close()
-		return Way{}, fmt.Errorf("cannot describe the image's tree: %w", err)
 	}
 	est := treesync.EstimateSync(d.src, d.dst)
 	h.Log.Info("delta estimate", "from", from.Name(), "write", est.BytesWritten, "full", est.FullBytes,
@@ -175,33 +179,39 @@ func (h *Host) planDelta(ctx context.Context, t *layout.Tree, im *image.Image, r
 	return Way{Delta: true, From: from.Name()}, nil
 }
 
-// predecessorManifest mounts a base read-only and returns its filesystem
-// type and, when it is imFS's, the manifest of its tree: the one it
-// recorded, else built from the tree.
-func (h *Host) predecessorManifest(ctx context.Context, vg string, b *layout.Base, imFS image.FSType) (string, *manifest.Manifest, error) {
-	var fstype string
-	var m *manifest.Manifest
-	err := h.withBaseMounted(ctx, vg, b, func(mnt, fst string) error {
-		fstype = fst
-		if !sameFS(fstype, string(imFS)) {
-			return nil // no delta: its tree is not needed
-		}
-		var err error
-		m, err = manifest.Load(filepath.Join(mnt, manifest.RecordPath))
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			h.Log.Warn("the base's recorded manifest is unreadable; describing its tree instead", "base", b.Name(), "err", err)
-		}
-		h.Log.Info("describing the predecessor's tree (it recorded no manifest)", "base", b.Name())
-		m, err = manifest.Build(ctx, mnt, manifest.BuildOptions{Exclude: excluded})
-		if err != nil {
-			return fmt.Errorf("cannot describe the tree of base %s: %w", b.Name(), err)
-		}
-		return nil
-	})
-	return fstype, m, err
+// mountImageTree checks the image's filesystem and mounts it read-only.
+func (h *Host) mountImageTree(ctx context.Context, im *image.Image, from *layout.Base, fstype string) (*deltaPlan, error) {
+	// The kernel is to parse only a filesystem that passed its checker.
+	if err := h.checkImage(ctx, im); err != nil {
+		return nil, err
+	}
+	mounter := image.LoopMounter{Run: h.Run, TempDir: h.MountDir}
+	if err := h.Mkdir(h.MountDir); err != nil {
+		return nil, err
+	}
+	tree, err := mounter.Mount(ctx, im.FSPath(), string(im.FSType))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the image's tree: %w", err)
+	}
+	return &deltaPlan{from: from, fstype: fstype, tree: tree,
+		release: func(ctx context.Context) error { return mounter.Unmount(ctx, tree) }}, nil
+}
+
+// predecessorManifest returns the manifest of base b mounted at mnt: the
+// one it recorded, else built from its tree.
+func (h *Host) predecessorManifest(ctx context.Context, b *layout.Base, mnt string) (*manifest.Manifest, error) {
+	m, err := manifest.Load(filepath.Join(mnt, manifest.RecordPath))
+	if err == nil {
+		return m, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		h.Log.Warn("the base's recorded manifest is unreadable; describing its tree instead", "base", b.Name(), "err", err)
+	}
+	h.Log.Info("describing the predecessor's tree (it recorded no manifest)", "base", b.Name())
+	if m, err = manifest.Build(ctx, mnt, manifest.BuildOptions{Exclude: excluded}); err != nil {
+		return nil, fmt.Errorf("cannot describe the tree of base %s: %w", b.Name(), err)
+	}
+	return m, nil
 }
 
 // withBaseMounted activates base b when it is not active, mounts it
