@@ -82,11 +82,15 @@ for lv in %[2]s %[3]s; do
   mount -o ro,noload /dev/%[1]s/$lv /run/imgbase-test/cmp/$lv
   (cd /run/imgbase-test/cmp/$lv && find . -path ./.imgbase -prune -o -path ./lost+found -prune -o \
     -type d -printf '%%p d %%m %%U %%G\n' -o -printf '%%p %%y %%m %%U %%G %%s %%n %%l\n' | LC_ALL=C sort) >/run/imgbase-test/cmp/$lv.list
+  (cd /run/imgbase-test/cmp/$lv && find . \( -type c -o -type b \) -exec stat -c '%%n %%F %%t:%%T' {} + | LC_ALL=C sort) >>/run/imgbase-test/cmp/$lv.list
 done
 cd /run/imgbase-test/cmp
-diff %[2]s.list %[3]s.list && echo "listing same: $(wc -l <%[2]s.list) paths"
-diff -r --no-dereference -x .imgbase -x lost+found %[2]s %[3]s >diff.out 2>&1 && echo "contents same"
-head -20 diff.out
+diff %[2]s.list %[3]s.list && echo "listing same: $(wc -l <%[2]s.list) lines"
+# diff -r cannot compare device nodes (their numbers are in the listing).
+diff -r --no-dereference -x .imgbase -x lost+found %[2]s %[3]s >diff.out 2>&1 || true
+grep -v ' is a \(character\|block\) special file while file .* is a \(character\|block\) special file$' diff.out >diff.rest || true
+[ -s diff.rest ] || echo "contents same"
+head -20 diff.rest
 for lv in %[2]s %[3]s; do umount /run/imgbase-test/cmp/$lv; lvchange -an %[1]s/$lv; done
 true`, vg, nvr2, fullv2))
 	t.Logf("delta-made %s vs full %s:\n%s", nvr2, fullv2, cmp)
