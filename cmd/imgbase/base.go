@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/imgbase/imgbase/internal/host"
 	"github.com/imgbase/imgbase/internal/size"
@@ -15,6 +17,8 @@ func (a *app) baseCommand() *cobra.Command {
 		add, latest     bool
 		remove, ofLayer string
 		sizeArg         string
+		verifyName      string
+		delta           deltaFlags
 		pin, unpin      string
 		img             imageFlags
 	)
@@ -26,11 +30,12 @@ func (a *app) baseCommand() *cobra.Command {
   imgbase base --latest
   imgbase base --of-layer Base-1-0+1
   imgbase base --pin Base-1-0                   # never garbage-collect this base
-  imgbase base --remove Base-1-0                # with its layers; never the base of the running layer`,
+  imgbase base --remove Base-1-0                # with its layers; never the base of the running layer
+  imgbase base --verify Base-1-0                # its tree against the manifest it recorded`,
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if countTrue(add, latest, remove != "", ofLayer != "", pin != "", unpin != "") != 1 {
-				return usagef("say one of --add, --remove, --latest, --of-layer, --pin or --unpin; see 'imgbase base --help'")
+			if countTrue(add, latest, remove != "", ofLayer != "", pin != "", unpin != "", verifyName != "") != 1 {
+				return usagef("say one of --add, --remove, --latest, --of-layer, --pin, --unpin or --verify; see 'imgbase base --help'")
 			}
 			if !add && len(args) > 0 {
 				return usagef("unexpected argument %q; see 'imgbase base --help'", args[0])
@@ -50,7 +55,7 @@ func (a *app) baseCommand() *cobra.Command {
 					return err
 				}
 			}
-			s, err := a.open(cmd.Context(), add || remove != "" || pin != "" || unpin != "")
+			s, err := a.open(cmd.Context(), add || remove != "" || pin != "" || unpin != "" || verifyName != "")
 			if err != nil {
 				return err
 			}
@@ -69,6 +74,9 @@ func (a *app) baseCommand() *cobra.Command {
 				if ref, ok, err := ociImage(image); err != nil {
 					return err
 				} else if ok {
+					if err := delta.forOCI(); err != nil {
+						return err
+					}
 					req, err := a.ociRequest(s, ref, name, bytes, false)
 					if err != nil {
 						return err
@@ -85,7 +93,8 @@ func (a *app) baseCommand() *cobra.Command {
 					}
 					return nil
 				}
-				res, err := s.host.AddBaseFromImage(ctx, host.ImageRequest{Image: image, NVR: name, Size: bytes, Progress: a.progressFunc(), Verify: img.options()})
+				res, err := s.host.AddBaseFromImage(ctx, host.ImageRequest{Image: image, NVR: name, Size: bytes, Progress: a.progressFunc(), Verify: img.options(),
+					Full: delta.full, FromBase: delta.fromBase})
 				if err != nil {
 					return err
 				}
@@ -93,9 +102,11 @@ func (a *app) baseCommand() *cobra.Command {
 					return a.printJSON(res)
 				}
 				if !a.dry {
-					a.printf("Added base %s from %s\n", res.Base, image)
+					a.printf("Added base %s from %s (%s)\n", res.Base, image, res.Way)
 				}
 				return nil
+			case verifyName != "":
+				return a.verifyBase(ctx, s, verifyName)
 			case pin != "" || unpin != "":
 				return s.host.Pin(ctx, pin+unpin, pin != "")
 			case remove != "":
@@ -133,8 +144,10 @@ func (a *app) baseCommand() *cobra.Command {
 	f.StringVar(&sizeArg, "size", "", "size of the base's LV, e.g. 1G (default: the image's filesystem size)")
 	f.StringVar(&pin, "pin", "", "keep base `NVR` when old bases are removed after an update")
 	f.StringVar(&unpin, "unpin", "", "let base `NVR` be removed again")
+	f.StringVar(&verifyName, "verify", "", "check the tree of base `NVR` against the manifest it recorded; exit 1 on any difference")
 	img.register(f)
-	a.completeFlags(c, bases, "remove", "pin", "unpin")
+	delta.register(f)
+	a.completeFlags(c, bases, "remove", "pin", "unpin", "verify", "from-base")
 	a.completeFlags(c, layers, "of-layer")
 	return c
 }
@@ -172,4 +185,59 @@ func parseOptionalSize(s string) (uint64, error) {
 		return 0, usagef("%v", err)
 	}
 	return n, nil
+}
+
+// deltaFlags choose between the delta from a predecessor base and a full
+// write, for every command that installs an image.
+type deltaFlags struct {
+	full     bool
+	fromBase string
+}
+
+func (d *deltaFlags) register(fs *pflag.FlagSet) {
+	fs.BoolVar(&d.full, "full", false, "write the whole image even when a delta from the predecessor base would write less")
+	fs.StringVar(&d.fromBase, "from-base", "", "make the new base a delta from base `NVR` (default: the running layer's base)")
+}
+
+// forOCI refuses the delta flags with an OCI image: its layers are always
+// extracted into a new, empty base.
+func (d *deltaFlags) forOCI() error {
+	if d.full || d.fromBase != "" {
+		return usagef("--full and --from-base are for image files; an OCI image is always extracted into a new base")
+	}
+	return nil
+}
+
+// verifyBase prints every difference of a base's tree from its manifest.
+func (a *app) verifyBase(ctx context.Context, s *session, name string) error {
+	res, err := s.host.VerifyBase(ctx, name)
+	if err != nil {
+		return err
+	}
+	if a.json {
+		if err := a.printJSON(res); err != nil {
+			return err
+		}
+	}
+	return a.reportVerification(res)
+}
+
+// reportVerification prints a verification (unless --json printed it) and
+// fails when the base differs from its manifest.
+func (a *app) reportVerification(res *host.BaseVerification) error {
+	if !a.json && !a.dry {
+		for _, d := range res.Differences {
+			a.printf("%s\n", d.String())
+		}
+		switch {
+		case !res.Manifest:
+			a.printf("base %s has no manifest (installed by a full write); nothing to verify against\n", res.Base)
+		case len(res.Differences) == 0:
+			a.printf("base %s matches its manifest (%d entries)\n", res.Base, res.Entries)
+		}
+	}
+	if len(res.Differences) > 0 {
+		return errf("base %s differs from its manifest in %d place(s)", res.Base, len(res.Differences))
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -176,12 +177,19 @@ func (a *app) rollbackCommand() *cobra.Command {
 }
 
 func (a *app) checkCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:     "check",
+	var deep bool
+	c := &cobra.Command{
+		Use:     "check [--deep]",
 		Short:   "Report boot problems: layers without entries, entries without layers, missing kernels",
-		Example: "  imgbase check\n  imgbase recover                        # repair what check reports",
+		Example: "  imgbase check\n  imgbase check --deep                   # also verify the running layer's base against its manifest\n  imgbase recover                        # repair what check reports",
 		Args:    cobra.NoArgs,
-		RunE: a.withSession(false, func(cmd *cobra.Command, s *session) error {
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			// --deep mounts a base: it takes the lock like a change does.
+			s, err := a.open(cmd.Context(), deep)
+			if err != nil {
+				return err
+			}
+			defer s.close()
 			t, err := s.host.Layout(cmd.Context())
 			if err != nil {
 				return err
@@ -190,15 +198,45 @@ func (a *app) checkCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := a.printProblems(ps); err != nil {
+			if !deep {
+				if err := a.printProblems(ps); err != nil {
+					return err
+				}
+				if len(ps) > 0 {
+					return errf("%d boot problem(s) found; run 'imgbase recover' to repair them", len(ps))
+				}
+				return nil
+			}
+			cur := s.host.CurrentLayer(t)
+			if cur == nil {
+				return errf("cannot check the running layer's base: the running system is not on a layer")
+			}
+			res, err := s.host.VerifyBase(cmd.Context(), cur.Base.Name())
+			if err != nil {
 				return err
 			}
-			if len(ps) > 0 {
-				return errf("%d boot problem(s) found; run 'imgbase recover' to repair them", len(ps))
+			if a.json {
+				if ps == nil {
+					ps = []boot.Problem{}
+				}
+				if err := a.printJSON(struct {
+					Problems []boot.Problem         `json:"problems"`
+					Base     *host.BaseVerification `json:"base"`
+				}{ps, res}); err != nil {
+					return err
+				}
+			} else if err := a.printProblems(ps); err != nil {
+				return err
 			}
-			return nil
-		}),
+			var errs []error
+			if len(ps) > 0 {
+				errs = append(errs, errf("%d boot problem(s) found; run 'imgbase recover' to repair them", len(ps)))
+			}
+			return errors.Join(append(errs, a.reportVerification(res))...)
+		},
 	}
+	c.Flags().BoolVar(&deep, "deep", false, "also verify the tree of the running layer's base against its manifest")
+	return c
 }
 
 func (a *app) printProblems(ps []boot.Problem) error {

@@ -46,6 +46,7 @@ func (a *app) updateCommand() *cobra.Command {
 		format, sizeArg, nvrArg string
 		img                     imageFlags
 		check, autoReboot       bool
+		delta                   deltaFlags
 	)
 	c := &cobra.Command{
 		Use:   "update [--format raw|liveimg] [--check] [IMAGE]",
@@ -58,7 +59,12 @@ entry that is tried once, and then removes bases beyond images_to_keep.
 IMAGE may be an OCI image (docker://REGISTRY/REPO:TAG, oci:DIR:TAG, oci-archive:FILE:TAG): its
 layers are extracted into the new base. Without IMAGE, update follows the tracked image ([update] image,
 see 'imgbase switch', else the image the running base came from) and does nothing when a base holds
-it already. --check only says whether the tracked image now points to another digest.`,
+it already. --check only says whether the tracked image now points to another digest.
+
+When the running layer's base (of a raw or liveimg IMAGE) (or --from-base NVR) holds the image's filesystem type, the new base
+is a thin snapshot of it on which only what differs from the image is rewritten: the pool grows by
+the change, not by the image. --full writes the whole image instead; the output says which way was
+taken and why.`,
 		Example: `  imgbase update /var/tmp/node-4.5-1.squashfs.img        # oVirt Node liveimg (LiveOS/rootfs.img inside)
   imgbase update --format raw --sha256 3b1f… rootfs.img   # a raw ext4 or XFS filesystem image
   imgbase boot --status                                  # after the reboot: was the trial boot good?`,
@@ -71,6 +77,9 @@ it already. --check only says whether the tracked image now points to another di
 			if _, oci, err := ociImage(arg); arg == "" || check || (err == nil && oci) {
 				if format != "" {
 					return usagef("--format is for image files, not %q", arg)
+				}
+				if err := delta.forOCI(); err != nil {
+					return err
 				}
 				return a.ociUpdate(cmd.Context(), arg, ociUpdateOpts{size: sizeArg, nvr: nvrArg, insecure: img.insecure, check: check, autoReboot: autoReboot})
 			}
@@ -91,8 +100,9 @@ it already. --check only says whether the tracked image now points to another di
 				return err
 			}
 			res, err := s.host.Update(cmd.Context(), host.UpdateRequest{
-				ImageRequest: host.ImageRequest{Image: args[0], NVR: nvrArg, Size: bytes, Progress: a.progressFunc(), Verify: img.options()},
-				Format:       format, Keep: keep,
+				ImageRequest: host.ImageRequest{Image: args[0], NVR: nvrArg, Size: bytes, Progress: a.progressFunc(), Verify: img.options(),
+					Full: delta.full, FromBase: delta.fromBase},
+				Format: format, Keep: keep,
 			})
 			if err != nil {
 				return err
@@ -103,7 +113,7 @@ it already. --check only says whether the tracked image now points to another di
 			if a.dry {
 				return nil
 			}
-			a.printf("Installed base %s and layer %s; configuration carried from %s\n", res.Base.Base, res.Layer, res.From)
+			a.printf("Installed base %s (%s) and layer %s; configuration carried from %s\n", res.Base.Base, res.Base.Way, res.Layer, res.From)
 			if res.Migration != nil {
 				a.printf("%s", res.Migration.Text())
 			}
@@ -121,6 +131,8 @@ it already. --check only says whether the tracked image now points to another di
 	f.BoolVar(&check, "check", false, "say whether the tracked image (or IMAGE) points to a new digest; change nothing")
 	f.BoolVar(&autoReboot, "auto-reboot", false, "after staging an OCI image, reboot into it when [update] auto_reboot = yes and no inhibitor blocks (imgbase-update.service)")
 	img.register(f)
+	delta.register(f)
 	completeWords(c, "format", "raw", "liveimg")
+	a.completeFlags(c, bases, "from-base")
 	return c
 }

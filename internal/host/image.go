@@ -30,6 +30,11 @@ type ImageRequest struct {
 	// Progress, when set, is told how many bytes of the image are done.
 	Progress func(done, total int64)
 	Verify   verify.Options
+	// Full writes the whole image even when a delta from a predecessor
+	// base would do (see delta.go); FromBase names the predecessor
+	// instead of the running layer's base.
+	Full     bool
+	FromBase string
 }
 
 // verify checks the image's checksum and signature as configured. It
@@ -95,6 +100,9 @@ type BaseResult struct {
 	Written int64  `json:"written"`
 	// PoolBytes is the pool space the base took: its data chunks.
 	PoolBytes int64 `json:"pool_bytes"`
+	// Way says whether the base is a delta from its predecessor or a full
+	// write, and why.
+	Way Way `json:"way"`
 }
 
 // AddBaseFromImage installs an image as a new sealed base. Nothing is
@@ -155,6 +163,8 @@ type basePlan struct {
 	nvr   nvr.NVR
 	size  uint64
 	chunk int64
+	// delta is set when the base is made by the delta path.
+	delta *deltaPlan
 }
 
 // planBase names and sizes the base of an opened image, refusing a name
@@ -197,6 +207,13 @@ func (h *Host) addBase(ctx context.Context, u *undo.Stack, t *layout.Tree, im *i
 	}
 	name, chunk := plan.name, plan.chunk
 	res := &BaseResult{Base: name, Size: plan.size, FSType: string(im.FSType)}
+	if res.Way, err = h.planDelta(ctx, t, im, req, plan, h.predecessorOf(t)); err != nil {
+		return nil, err
+	}
+	defer plan.delta.close()
+	if plan.delta != nil {
+		return h.addBaseDelta(ctx, u, t.VG, plan, im, res)
+	}
 	h.Log.Info("adding base", "base", name, "image", im.Path, "size", plan.size)
 	if err := h.LVM().CreateThin(ctx, t.VG, t.Pool.Name, name, plan.size, []string{lvm.TagBase}); err != nil {
 		return nil, err

@@ -47,7 +47,7 @@ func (h *Host) Recover(ctx context.Context) (*journal.Outcome, error) {
 
 func (h *Host) kinds() journal.Kinds {
 	c := h.LVM()
-	return journal.Kinds{
+	k := journal.Kinds{
 		stepCreateBase: {
 			Do: func(ctx context.Context, a journal.Args) error {
 				size, err := strconv.ParseUint(a["size"], 10, 64)
@@ -96,6 +96,8 @@ func (h *Host) kinds() journal.Kinds {
 			return err
 		}},
 	}
+	h.deltaKinds(k)
+	return k
 }
 
 // prepareNewLayer prepares a layer created by a journal step from a base

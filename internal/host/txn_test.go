@@ -46,7 +46,7 @@ func updateFixture(t *testing.T) (*fixture, *fakeBoot, UpdateRequest) {
 	os.WriteFile(filepath.Join(f.h.Root, "etc/hostname"), []byte("admin-host\n"), 0o644)
 	os.WriteFile(filepath.Join(f.h.Root, "run/imgbase/mnt/Base-1-0/etc/hostname"), []byte("debian\n"), 0o644)
 	os.WriteFile(filepath.Join(f.h.Root, "run/imgbase/mnt/Base-3-0+1/etc/hostname"), []byte("debian\n"), 0o644)
-	req := UpdateRequest{ImageRequest: ImageRequest{Image: img, NVR: "Base-3-0", Size: 1 << 30}, Keep: 3}
+	req := UpdateRequest{ImageRequest: ImageRequest{Image: img, NVR: "Base-3-0", Size: 1 << 30, Full: true}, Keep: 3}
 	req.Verify.KeysDir = t.TempDir()
 	return f, fb, req
 }

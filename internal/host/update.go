@@ -94,13 +94,18 @@ func (h *Host) Update(ctx context.Context, req UpdateRequest) (*UpdateResult, er
 			return nil, err
 		}
 	}
+	way, err := h.planDelta(ctx, t, im, req.ImageRequest, plan, oldBase)
+	if err != nil {
+		return nil, err
+	}
+	defer plan.delta.close()
 	if err := h.preHook(ctx, hookUpdate, plan.name, req.Image); err != nil {
 		return nil, err
 	}
 	if err := grow(ctx); err != nil {
 		return nil, err
 	}
-	res := &UpdateResult{Verified: vres, From: running, Base: BaseResult{Base: plan.name, Size: plan.size, FSType: string(im.FSType)}}
+	res := &UpdateResult{Verified: vres, From: running, Base: BaseResult{Base: plan.name, Size: plan.size, FSType: string(im.FSType), Way: way}}
 	res.Layer = nvr.LayerName(plan.nvr, 1)
 	tx := h.updateTx(t, im, req, plan, oldBase, res, v)
 	if err := h.journal().Run(ctx, tx); err != nil {
@@ -157,6 +162,9 @@ func (h *Host) updateTx(t *layout.Tree, im *image.Image, req UpdateRequest, plan
 			}
 			return h.both(ctx, seal, prepare)
 		}},
+	}
+	if plan.delta != nil {
+		tx.Steps = append(h.deltaSteps(vg, im, plan, src, res), tx.Steps[2:]...)
 	}
 	tx.AfterCommit = []journal.Step{
 		{Kind: stepBootEntry, Args: journal.Args{"vg": vg, "lv": layer, "base": base, "mnt": mnt, "try": "y"}},

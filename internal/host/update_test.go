@@ -218,7 +218,7 @@ func TestUpdateGrowsThePoolWithinAutoextend(t *testing.T) {
 	f.h.Run = passReads{f.rec}
 	os.MkdirAll(filepath.Join(f.h.Root, "etc/lvm"), 0o755)
 	os.WriteFile(filepath.Join(f.h.Root, "etc/lvm/lvm.conf"), []byte("activation {\n\tthin_pool_autoextend_threshold = 70\n}\n"), 0o644)
-	req := UpdateRequest{ImageRequest: ImageRequest{Image: img, NVR: "Base-3-0"}}
+	req := UpdateRequest{ImageRequest: ImageRequest{Image: img, NVR: "Base-3-0", Full: true}}
 	req.Verify.KeysDir = t.TempDir()
 	_, err := f.h.Update(context.Background(), req)
 	m := f.rec.Mutations()

@@ -7,6 +7,7 @@ package vm
 // figures are evidence, not pass/fail criteria.
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -202,7 +203,7 @@ func TestBench(t *testing.T) {
 
 	// Update end to end vs the raw copy.
 	g.MustShell("cat " + benchImage + " >/dev/null")
-	took, rssUpdate := benchTimed(t, g, traced("update", "update --size "+size+" "+benchImage), true)
+	took, rssUpdate := benchTimed(t, g, traced("update", "update --full --size "+size+" "+benchImage), true)
 	keep("update")
 	g.MustRun("lvcreate", "--thin", "--virtualsize", size, "--name", "ddtest2", vg+"/"+benchPool)
 	g.MustShell("cat " + benchImage + " >/dev/null")
@@ -210,6 +211,38 @@ func TestBench(t *testing.T) {
 	g.MustRun("lvremove", "--yes", vg+"/ddtest2")
 	rows = append(rows, benchRow{"update (base, layer, /etc merge, boot entry)", took, bare, 0, "baseline: dd conv=sparse (buffered)"})
 	rows = append(rows, benchRow{"update", took, direct, 1.6, "baseline: lvcreate + dd iflag=direct oflag=direct conv=sparse"})
+
+	// A delta update (#12): v1 from the v2 base the update above wrote,
+	// against that full write. Every base is kept, so that the pool's
+	// growth is the delta's alone.
+	g.MustShell("mkdir -p /etc/imgbased.conf.d && printf '[update]\nimages_to_keep = 9\n' >/etc/imgbased.conf.d/keep.conf")
+	v1size := size
+	if fi, err := os.Stat(filepath.Join(filepath.Dir(payload), "files", "v1.img")); err == nil && fi.Size() > st.Size() {
+		v1size = fmt.Sprintf("%db", fi.Size())
+	}
+	g.MustShell("cat " + PayloadDir + "/v1.img >/dev/null")
+	poolBefore := benchPoolUsed(t, g, benchPool)
+	tookDelta, _ := benchTimed(t, g, "imgbase --json update --from-base "+nvr2+" --nvr Bench-3-0 --size "+v1size+" "+PayloadDir+"/v1.img >/run/imgbase-bench-delta.json", false)
+	growth := benchPoolUsed(t, g, benchPool) - poolBefore
+	var delta struct {
+		Base struct {
+			Way struct {
+				Delta bool   `json:"delta"`
+				Why   string `json:"why"`
+				Sync  struct {
+					BytesWritten int64 `json:"bytes_written"`
+				} `json:"sync"`
+			} `json:"way"`
+		} `json:"base"`
+	}
+	if err := json.Unmarshal([]byte(g.MustRun("cat", "/run/imgbase-bench-delta.json")), &delta); err != nil {
+		t.Fatalf("the delta update's --json output: %v", err)
+	}
+	if !delta.Base.Way.Delta {
+		t.Errorf("the bench's delta update took a full write: %s", delta.Base.Way.Why)
+	}
+	changed := delta.Base.Way.Sync.BytesWritten
+	rows = append(rows, benchRow{"delta update v2 → v1", tookDelta, took, 0.4, "baseline: the full update above"})
 
 	w := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', 0)
 	fmt.Fprintf(w, "\noperation\timgbase\tbaseline\tratio\ttarget\n")
@@ -236,5 +269,8 @@ func TestBench(t *testing.T) {
 		n, by := benchProcs(traces[v.verb])
 		fmt.Fprintf(w, "processes, %s\t%d\t%d lvm2\t\t%s\n", v.what, n, benchLVM(traces[v.verb]), by)
 	}
+	limit := int64(1.1*float64(changed)) + 64<<20
+	fmt.Fprintf(w, "pool growth, delta update\t%.1f MiB\t%.1f MiB of changed files\t%.2f×\t≤ 1.1× the changed bytes + 64 MiB (%.1f MiB) %s\n",
+		float64(growth)/(1<<20), float64(changed)/(1<<20), float64(growth)/float64(max(changed, 1)), float64(limit)/(1<<20), benchVerdict(growth <= limit))
 	w.Flush()
 }

@@ -44,7 +44,7 @@ useradd -u 4321 -M -s /bin/sh imgtester
 	} {
 		t.Run("KillAt/"+at.name, func(t *testing.T) {
 			before := LVNames(g.LVs())
-			killed, out := g.KillAt(at.re, "--debug", "update", v2img)
+			killed, out := g.KillAt(at.re, "--debug", "update", "--full", v2img)
 			t.Logf("%s", out)
 			if !killed {
 				t.Fatalf("imgbase update ended before the journal showed %s", at.name)
