@@ -225,6 +225,28 @@ func TestAddLayerOnLayer(t *testing.T) {
 	}
 }
 
+// A layer made from the running layer is a snapshot taken while layer
+// --add's journal is in it. The copy names the new layer as the one to
+// remove: left there, the new layer's first boot would undo its own
+// creation (and a layer made from it, the one before).
+func TestAddLayerDropsTheJournalItsSnapshotCopied(t *testing.T) {
+	f := newFixture(t, "running", 254, 5)
+	fstab := f.layerFstab(t, "Base-2-0+2", "")
+	copied := filepath.Join(filepath.Dir(filepath.Dir(fstab)), JournalFile)
+	if err := os.MkdirAll(filepath.Dir(copied), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(copied, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.h.AddLayer(context.Background(), "Base-2-0+1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(copied); !os.IsNotExist(err) {
+		t.Errorf("the new layer keeps the journal of its own addition: %v", err)
+	}
+}
+
 func TestAddLayerFailureUndoes(t *testing.T) {
 	f := newFixture(t, "running", 254, 5)
 	f.rec.Once("tune2fs", "", &command.Error{Argv: []string{"tune2fs"}, ExitCode: 1, Stderr: "boom"})

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -223,8 +224,8 @@ func (h *Host) prepareLayer(ctx context.Context, u *undo.Stack, t *layout.Tree, 
 	if err := h.FS().WorkMount(ctx, dev, mnt, fstype, opts...); err != nil {
 		return err
 	}
-	var err error
-	if setup.fill != nil {
+	err := dropJournal(mnt, h.Dry())
+	if err == nil && setup.fill != nil {
 		err = setup.fill(ctx, mnt)
 	}
 	if err == nil {
@@ -289,6 +290,20 @@ func (h *Host) editLayer(ctx context.Context, t *layout.Tree, base *layout.Base,
 		Name: name, Base: base.Name(), VG: t.VG, Dev: dev, Mnt: mnt,
 		Latest: base == t.LatestBase(), Try: setup.try,
 	})
+}
+
+// dropJournal removes the journal a snapshot of the running layer copied
+// into the new layer at mnt: it records the transaction adding that layer,
+// which is the old layer's to finish or undo, never the new one's.
+func dropJournal(mnt string, dry bool) error {
+	if dry {
+		return nil
+	}
+	p := filepath.Join(mnt, JournalFile)
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("cannot remove the journal copied into the new layer: %w", err)
+	}
+	return nil
 }
 
 // RemoveLayer removes a layer and its boot entry; the running layer is refused.

@@ -32,7 +32,7 @@ const (
 )
 
 func (h *Host) journal() *journal.Journal {
-	j := &journal.Journal{Path: h.Path(JournalFile), Kinds: h.kinds(), Log: h.Log}
+	j := &journal.Journal{Path: h.Path(JournalFile), Kinds: h.kinds(), Log: h.Log, Root: h.RootUUID()}
 	if h.Dry() {
 		j.DryOut = h.Out
 	}

@@ -30,6 +30,14 @@
 // replayed by another. An Undo or finishing step that fails leaves the file
 // in place for the next Recover.
 //
+// A journal file lives in the root filesystem whose system ran the
+// transaction, and that root can be copied while the file is there: layer
+// --add snapshots the running layer in the middle of its own transaction.
+// Undoing the copy's transaction from the new layer would remove LVs of
+// another system's making (the very layer that was added). So a journal
+// records its Root, and Run and Recover set aside, unreplayed, a file
+// recorded under another root.
+//
 // The journal is not a lock: the caller holds imgbase's lock
 // (internal/lock) around Run and Recover.
 package journal
@@ -99,6 +107,11 @@ type Journal struct {
 	Path  string
 	Kinds Kinds
 	Log   *slog.Logger
+	// Root identifies the root filesystem Path is in (the filesystem's
+	// UUID: every layer gets its own). A file recorded under another Root
+	// is a copy and is set aside (see the package doc). "" when unknown:
+	// no file is recorded under it or set aside for it.
+	Root string
 	// DryOut, when set, makes Run a dry run: nothing is written to Path,
 	// each step is announced on DryOut and done (a command.Dry runner
 	// prints its commands), and nothing is undone on error.
@@ -196,9 +209,13 @@ func (j *Journal) Run(ctx context.Context, tx Tx) error {
 		return err
 	}
 	// A dry run refuses too, as the real one would.
-	if r, err := j.load(); err == nil {
+	if r, err := j.load(); err == nil && !j.copied(r) {
 		return &PendingError{Path: j.Path, Tx: r.Tx, Started: r.Started}
-	} else if !errors.Is(err, os.ErrNotExist) {
+	} else if err == nil && j.DryOut == nil {
+		if err := j.setAside(r); err != nil {
+			return err
+		}
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	if j.DryOut != nil {
@@ -207,7 +224,7 @@ func (j *Journal) Run(ctx context.Context, tx Tx) error {
 	if err := os.MkdirAll(filepath.Dir(j.Path), 0o700); err != nil {
 		return fmt.Errorf("cannot start %s: %w", tx.Name, err)
 	}
-	r := newRecord(tx, time.Now())
+	r := newRecord(tx, j.Root, time.Now())
 	if err := j.write(r); err != nil {
 		// Nothing was done yet; a half-written file cannot exist.
 		return fmt.Errorf("cannot start %s: %w", tx.Name, err)
@@ -251,6 +268,9 @@ func (j *Journal) Recover(ctx context.Context) (*Outcome, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if j.copied(r) {
+		return nil, j.setAside(r)
 	}
 	// Refuse before touching anything, rather than stop half-way.
 	for _, s := range slices.Concat(r.Steps, r.AfterCommit) {
@@ -435,6 +455,24 @@ func (j *Journal) load() (*record, error) {
 		return nil, &CorruptError{Path: j.Path, Err: err}
 	}
 	return r, nil
+}
+
+// copied reports whether r was recorded under another root than j's.
+func (j *Journal) copied(r *record) bool {
+	return r.Root != "" && j.Root != "" && r.Root != j.Root
+}
+
+// CopiedSuffix is added to the name of a journal set aside as a copy; it
+// stays for an admin to read.
+const CopiedSuffix = ".copied"
+
+func (j *Journal) setAside(r *record) error {
+	j.log().Warn("set aside a journal copied from another root filesystem: its transaction is that system's, not this one's",
+		"tx", r.Tx, "recorded_root", r.Root, "root", j.Root, "kept_as", j.Path+CopiedSuffix)
+	if err := os.Rename(j.Path, j.Path+CopiedSuffix); err != nil {
+		return fmt.Errorf("cannot set aside the journal copied from root %s: %w", r.Root, err)
+	}
+	return atomicfile.SyncDir(filepath.Dir(j.Path))
 }
 
 func (j *Journal) remove() error {

@@ -202,7 +202,7 @@ func TestCancelStopsAndUndoes(t *testing.T) {
 func TestCorruptJournalIsReported(t *testing.T) {
 	valid := func() *record {
 		w := newWorld(t)
-		r := newRecord(w.updateTx(), testTime)
+		r := newRecord(w.updateTx(), "", testTime)
 		return r
 	}
 	cases := map[string][]byte{
@@ -422,5 +422,60 @@ func TestRecoverThatFailsKeepsTheJournal(t *testing.T) {
 	}
 	if d := diffState(w.state(t), final); d != "" {
 		t.Errorf("not finished:\n%s", d)
+	}
+}
+
+// layer --add snapshots the running layer while its journal is in it: the
+// new layer holds a copy of a transaction that is not its own. Booted, its
+// Recover must leave every LV alone (undoing the copy removed the layer
+// itself), and a new Run there must not be refused for it.
+func TestACopiedJournalIsSetAsideNotReplayed(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	j := w.journal()
+	j.Root = "uuid-of-the-old-layer"
+	// Cut after the second step: Recover from the same root would undo it.
+	if err := j.Run(ctx, failAt(w.updateTx(), w.kinds(), 2, true)); err == nil {
+		t.Fatal("the failing run succeeded")
+	}
+	before := w.state(t)
+	// Put back the journal a crash would have left (Run undid and removed it).
+	r := newRecord(w.updateTx(), "uuid-of-the-old-layer", testTime)
+	r.Steps[0].State, r.Steps[1].State = stateDone, stateTrying
+	if err := j.write(r); err != nil {
+		t.Fatal(err)
+	}
+	copied := w.journal()
+	copied.Root = "uuid-of-the-new-layer"
+	if out, err := copied.Recover(ctx); out != nil || err != nil {
+		t.Fatalf("Recover of a copied journal = %+v, %v; want nothing done", out, err)
+	}
+	if d := diffState(w.state(t), before); d != "" {
+		t.Errorf("Recover of a copied journal changed the world:\n%s", d)
+	}
+	if w.journalExists(t) {
+		t.Error("the copied journal is still where Recover and the boot unit look")
+	}
+	if _, err := os.Stat(w.path("var/journal.json" + CopiedSuffix)); err != nil {
+		t.Errorf("the copied journal was not kept aside: %v", err)
+	}
+
+	// Run sets a copy aside too, and goes on.
+	if err := j.write(r); err != nil {
+		t.Fatal(err)
+	}
+	if err := copied.Run(ctx, w.updateTx()); err != nil {
+		t.Fatalf("Run beside a copied journal: %v", err)
+	}
+
+	// From the root that wrote it, the journal is replayed as ever.
+	w2 := newWorld(t)
+	own := w2.journal()
+	own.Root = "uuid-of-the-old-layer"
+	if err := own.write(r); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := own.Recover(ctx); err != nil || out == nil || !out.RolledBack {
+		t.Errorf("Recover from the journal's own root = %+v, %v; want it undone", out, err)
 	}
 }

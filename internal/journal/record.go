@@ -31,6 +31,7 @@ const (
 type record struct {
 	Version     int          `json:"version"`
 	Tx          string       `json:"tx"`
+	Root        string       `json:"root,omitempty"`
 	Started     time.Time    `json:"started"`
 	Phase       string       `json:"phase"`
 	Steps       []stepRecord `json:"steps"`
@@ -45,8 +46,8 @@ type stepRecord struct {
 
 func (s *stepRecord) describe() string { return describe(s.Kind, s.Args) }
 
-func newRecord(tx Tx, now time.Time) *record {
-	r := &record{Version: formatVersion, Tx: tx.Name, Started: now.UTC(), Phase: phaseRunning,
+func newRecord(tx Tx, root string, now time.Time) *record {
+	r := &record{Version: formatVersion, Tx: tx.Name, Root: root, Started: now.UTC(), Phase: phaseRunning,
 		Steps: []stepRecord{}, AfterCommit: []stepRecord{}}
 	for _, s := range tx.Steps {
 		r.Steps = append(r.Steps, stepRecord{Kind: s.Kind, Args: maps.Clone(s.Args), State: statePending})

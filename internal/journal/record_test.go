@@ -9,7 +9,7 @@ import (
 // that writes back to an equal one, so Recover never acts on a misreading.
 func FuzzUnmarshalRecord(f *testing.F) {
 	w := world{dir: "/nonexistent"}
-	r := newRecord(w.updateTx(), testTime)
+	r := newRecord(w.updateTx(), "", testTime)
 	seed, _ := r.marshal()
 	f.Add(seed)
 	r.Steps[0].State, r.Steps[1].State = stateDone, stateTrying

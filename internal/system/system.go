@@ -163,6 +163,24 @@ func (s *System) CurrentLayer(t *layout.Tree) *layout.Layer {
 	return t.Current(major, minor)
 }
 
+// RootUUID returns the filesystem UUID of the running /, read from its
+// device's superblock; "" when it cannot be told. Every layer gets its own
+// UUID, so it tells a layer from the one it was snapshotted from.
+func (s *System) RootUUID() string {
+	if s.RootDevice == nil {
+		return ""
+	}
+	major, minor, err := s.RootDevice()
+	if err != nil {
+		return ""
+	}
+	sb, ok := s.FS().Probe(fmt.Sprintf("/dev/block/%d:%d", major, minor))
+	if !ok {
+		return ""
+	}
+	return sb.UUID
+}
+
 // WriteFile writes a file atomically, or says what it would write (and,
 // when what is given, why) in a dry run.
 func (s *System) WriteFile(path string, data []byte, perm os.FileMode, what string) error {

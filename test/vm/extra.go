@@ -65,6 +65,13 @@ func (g *Guest) WaitStarted() string {
 	lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
 	state := lines[len(lines)-1]
 	g.t.Logf("system %s; imgbase-boot-success.service %s", lines[0], state)
+	// No imgbase unit fails at boot in any test: one that does (recover
+	// replaying a journal that is not this layer's, say) is a defect even
+	// when the boot looks right.
+	failed := g.MustShell("systemctl list-units --failed --plain --no-legend 'imgbase-*' | awk '{print $1}'")
+	for _, u := range strings.Fields(failed) {
+		g.t.Errorf("%s failed at this boot:\n%s", u, g.MustShell("journalctl -b --no-pager -o cat -u "+u+" | tail -n 20"))
+	}
 	return state
 }
 
