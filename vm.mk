@@ -30,10 +30,12 @@ check-long: package
 
 VM_LONG_TIMEOUT ?= 120m
 
+# -parallel 64: the harness (test/vm/schedule.go) runs at most two guests,
+# longest test first; go test must not hold tests back itself.
 vm-check:
 	@set -e; vars=$$($(VM_BUILD) all); \
 	echo "$$vars"; \
-	env $$vars IMGBASE_DEB=$(DEB) $(GO) test -tags vm ./test/vm/... -v -count=1 \
+	env $$vars IMGBASE_DEB=$(DEB) $(GO) test -tags vm ./test/vm/... -v -count=1 -parallel 64 \
 		-timeout $(VM_TEST_TIMEOUT) -run '$(VM_RUN)' $(GOTESTFLAGS)
 
 demo: package

@@ -8,14 +8,14 @@ import (
 )
 
 // The means for #4: after `imgbase layout --init` the guest boots into the
-// first layer, and a grubenv choice picks another entry.
+// first layer (BootLayered's preparation rebooted after the init; this is
+// that layer's second boot), and a grubenv choice picks another entry.
 func TestBootIntoLayer(t *testing.T) {
-	t.Parallel()
-	g := Boot(t)
-	g.MustRun("imgbase", "layout", "--init")
-	layer := nvr1 + "+1"
+	Parallel(t)
+	g := BootLayered(t)
+	layer := FirstLayer
 
-	b := g.Reboot()
+	b := g.Booted()
 	if b.LV != vg+"/"+layer {
 		t.Errorf("after layout --init booted %q (%s), want %s/%s", b.LV, b.Cmdline, vg, layer)
 	}

@@ -18,17 +18,15 @@ import (
 // still boots.
 // Boots: the first, into the first layer, into v2's layer, the rollback.
 func TestDeltaUpdate(t *testing.T) {
-	t.Parallel()
-	g := Boot(t)
+	Parallel(t)
+	g := BootLayered(t)
 	const (
 		v1img   = PayloadDir + "/v1.img"
 		v1base  = "imgbase-test-1.0-2" // v1.img by a full write
 		fullv2  = "imgbase-test-2.0-9" // v2.img by a full write, to compare with
 		killed3 = "imgbase-test-1.0-3" // the delta killed half-way
 	)
-	l1, v2layer := nvr1+"+1", nvr2+"+1"
-	g.Imgbase("layout", "--init")
-	g.ExpectBooted(g.Reboot(), l1, "after layout --init")
+	l1, v2layer := FirstLayer, nvr2+"+1"
 	g.WaitStarted()
 	// Every base is kept: garbage collection is not what is tested here.
 	g.MustShell("mkdir -p /etc/imgbased.conf.d && printf '[update]\nimages_to_keep = 9\n' >/etc/imgbased.conf.d/keep.conf")

@@ -93,14 +93,23 @@ func boot(t testing.TB, cache string) *Guest {
 	if disk == "" {
 		t.Skipf("%s not set: run the VM tests with `make check`", EnvDisk)
 	}
+	return bootDisk(t, Options{Disk: disk, Cache: cache})
+}
+
+// bootDisk starts a guest on an overlay of o.Disk (with the payload, the
+// accelerator and a directory of its own), waits for it and installs the
+// package under test unless the root has it.
+func bootDisk(t testing.TB, o Options) *Guest {
+	t.Helper()
 	// A short directory: unix socket paths are limited to 108 bytes.
 	dir, err := os.MkdirTemp("", "imgbase-vm-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	o.Payload, o.Accel, o.Dir = os.Getenv(EnvPayload), Accel(), dir
+	o.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	start := time.Now()
-	m, err := Start(Options{Disk: disk, Payload: os.Getenv(EnvPayload), Accel: Accel(), Dir: dir, Logger: logger, Cache: cache})
+	m, err := Start(o)
 	if err != nil {
 		t.Fatal(err)
 	}

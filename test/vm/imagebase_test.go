@@ -13,11 +13,9 @@ import (
 // that booted, skipping one that was only added. Boots: the first, into the
 // first layer, the trial of the image base's layer, after the rollback.
 func TestImageBaseLayerAndRollback(t *testing.T) {
-	t.Parallel()
-	g := Boot(t)
-	l1, b1, b2, b3 := nvr1+"+1", nvr2+"+1", nvr2+"+2", nvr2+"+3"
-	g.Imgbase("layout", "--init")
-	g.ExpectBooted(g.Reboot(), l1, "after layout --init")
+	Parallel(t)
+	g := BootLayered(t)
+	b1, b2, b3 := nvr2+"+1", nvr2+"+2", nvr2+"+3"
 	g.WaitStarted()
 
 	g.Imgbase("base", "--add", "--size", "1200M", PayloadDir+"/v2.img")

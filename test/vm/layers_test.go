@@ -13,12 +13,10 @@ import (
 // whose init dies falls back by itself. Boots: the first, then six reboots
 // (the last one is two boots: the failed trial and the fallback).
 func TestBootLayers(t *testing.T) {
-	t.Parallel()
-	g := Boot(t)
-	l1, l2, l3, l4 := nvr1+"+1", nvr1+"+2", nvr1+"+3", nvr1+"+4"
+	Parallel(t)
+	g := BootLayered(t)
+	l1, l2, l3, l4 := FirstLayer, nvr1+"+2", nvr1+"+3", nvr1+"+4"
 
-	g.Imgbase("layout", "--init")
-	g.ExpectBooted(g.Reboot(), l1, "after layout --init")
 	g.WaitStarted()
 	if d := strings.TrimSpace(g.Imgbase("boot", "--get-default")); d != l1 {
 		t.Errorf("after booting %s, boot --get-default = %q", l1, d)

@@ -31,7 +31,10 @@ import (
 
 // Options say what to boot and how.
 type Options struct {
-	Disk    string // raw disk image; never written, an overlay takes the writes
+	Disk    string // disk image; never written, an overlay takes the writes
+	// DiskFormat is Disk's format: "" is raw (the built host image); a
+	// prepared image (see BootLayered) is qcow2.
+	DiskFormat string
 	Payload string // optional raw disk attached read-only (the test OS images)
 	Accel   string // "tcg" or "kvm"
 	Memory  int    // MiB
@@ -65,7 +68,11 @@ func (m *Machine) SerialLog() string { return filepath.Join(m.opts.Dir, "serial.
 // Start creates the overlay and starts QEMU; it does not wait for the guest.
 func Start(o Options) (*Machine, error) {
 	overlay := filepath.Join(o.Dir, "disk.qcow2")
-	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw",
+	format := o.DiskFormat
+	if format == "" {
+		format = "raw"
+	}
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-F", format,
 		"-b", o.Disk, overlay).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("cannot create overlay of %s: %w: %s", o.Disk, err, out)
 	}
@@ -325,6 +332,17 @@ func (m *Machine) Reboot(ctx context.Context) error {
 
 // Options are the options the machine was started with.
 func (m *Machine) Options() Options { return m.opts }
+
+// WaitExit waits up to timeout for QEMU to exit by itself (a guest
+// poweroff); QEMU then has flushed and closed the overlay.
+func (m *Machine) WaitExit(timeout time.Duration) error {
+	select {
+	case <-m.exited:
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("qemu still running %s after the guest was told to power off", timeout)
+	}
+}
 
 // Kill stops QEMU at once (SIGKILL) and waits for it.
 func (m *Machine) Kill() {

@@ -100,14 +100,11 @@ func ociArchive(t *testing.T) string {
 	return archive
 }
 
-// TestBaseFromOCIArchive: `base --add` from an oci-archive builds a sealed
+// baseFromOCIArchive: `base --add` from an oci-archive builds a sealed
 // base on a thin LV with a fresh ext4 (metadata_csum_seed) holding the
-// layers applied in order; refusals create nothing.
-func TestBaseFromOCIArchive(t *testing.T) {
-	t.Parallel()
-	archive := ociArchive(t)
-	g := Boot(t)
-	g.Imgbase("layout", "--init")
+// layers applied in order; refusals create nothing. g runs an initialised
+// host (TestBaseAddSquashfs's guest).
+func baseFromOCIArchive(t *testing.T, g *Guest, archive string) {
 	if err := g.CopyIn(archive, "/root/oci.tar", 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -47,13 +47,11 @@ image() {
 // oci: layout whose tag then moves; `switch` installs the moved tag and
 // tracks it, after which a plain `update` has nothing to do.
 func TestUpdateFromOCI(t *testing.T) {
-	t.Parallel()
-	g := Boot(t)
-	l1, v2layer := nvr1+"+1", nvr2+"+1"
+	Parallel(t)
+	g := BootLayered(t)
+	v2layer := nvr2 + "+1"
 	const nvr3 = "imgbase-test-3.0-1"
 	v3layer := nvr3 + "+1"
-	g.Imgbase("layout", "--init")
-	g.ExpectBooted(g.Reboot(), l1, "after layout --init")
 	g.WaitStarted()
 	g.MustShell(`echo 'added by the admin' >/etc/imgbase-admin.conf`)
 

@@ -31,11 +31,11 @@ import (
 // this cut does not model that (it would need a block filter), so it is
 // less harsh than the worst real disk on that one point.
 
-// BootPowerCut is Boot for a guest whose power will be cut: its overlay
-// uses cache=writeback (see above).
+// BootPowerCut is BootLayered for a guest whose power will be cut: its
+// overlay uses cache=writeback (see above).
 func BootPowerCut(t testing.TB) *Guest {
 	t.Helper()
-	return boot(t, "writeback")
+	return bootLayered(t, "writeback")
 }
 
 // PowerCut kills QEMU with SIGKILL and powers the machine on again on the

@@ -17,9 +17,11 @@ const (
 	v2sqfs = PayloadDir + "/v2.squashfs"
 )
 
-func TestImageBoots(t *testing.T) {
-	t.Parallel()
-	g := Boot(t)
+// checkFreshHost checks the host image as installed, before imgbase
+// touched it: it booted its root LV of the thin pool, /boot is ext4 on the
+// first partition, the payload disk is there and imgbase runs.
+func checkFreshHost(t *testing.T, g *Guest) {
+	t.Helper()
 	b := g.Booted()
 	if b.LV != vg+"/root" {
 		t.Errorf("booted %q (source %s), want %s/root", b.LV, b.Source, vg)
@@ -45,10 +47,12 @@ func TestImageBoots(t *testing.T) {
 	g.MustRun(ImgbasePath, "--help")
 }
 
-// README seed: `imgbase layout --init Base-1-0 --from /` and what follows.
+// README seed: `imgbase layout --init Base-1-0 --from /` and what follows,
+// on the host as installed.
 func TestSeedInitFrom(t *testing.T) {
-	t.Parallel()
+	Parallel(t)
 	g := Boot(t)
+	checkFreshHost(t, g)
 	rootUUID := strings.TrimSpace(g.MustRun("blkid", "-s", "UUID", "-o", "value", "/dev/HostVG/root"))
 
 	g.MustRun("imgbase", "layout", "--init", "Base-1-0", "--from", "/")
@@ -122,11 +126,18 @@ func TestSeedInitFrom(t *testing.T) {
 }
 
 // The oVirt Node seed: `imgbase layout --init` (NVR from the image's build
-// metadata), then a new base from an image file.
+// metadata), then a new base from an image file. Before each mutating
+// verb, its `--debug --dry` form prints and changes nothing.
 func TestSeedInitImage(t *testing.T) {
-	t.Parallel()
+	Parallel(t)
 	g := Boot(t)
+	dryRun(t, g, "layout", "--init")
+	dryRun(t, g, "layout", "--init", "Base-1-0", "--from", "/")
 	g.MustRun("imgbase", "layout", "--init")
+	dryRun(t, g, "base", "--add", "Base-2-0", "--size", "1G")
+	dryRun(t, g, "base", "--add", "--size", "1G", v2img)
+	dryRun(t, g, "layer", "--add")
+	dryRun(t, g, "layer", "--add", nvr1)
 	lvs := g.LVs()
 	checkInitTags(t, g, lvs)
 	checkBase(t, lvs, nvr1)
@@ -186,9 +197,11 @@ func TestSeedInitImage(t *testing.T) {
 	t.Logf("filesystem UUIDs: %v", uuids)
 }
 
-// The same update from the oVirt-Node-style squashfs (LiveOS/rootfs.img).
+// The same update from the oVirt-Node-style squashfs (LiveOS/rootfs.img);
+// then a base from an oci-archive on the same guest.
 func TestBaseAddSquashfs(t *testing.T) {
-	t.Parallel()
+	Parallel(t)
+	archive := ociArchive(t)
 	g := Boot(t)
 	g.MustRun("imgbase", "layout", "--init")
 	// With a signing key configured, only a correctly signed image goes in.
@@ -209,37 +222,28 @@ func TestBaseAddSquashfs(t *testing.T) {
 			t.Errorf("layer %s holds version %q, want 2.0", name, v)
 		}
 	}
+	t.Run("OCIArchive", func(t *testing.T) { baseFromOCIArchive(t, g, archive) })
 }
 
-// `imgbase --debug --dry <verb>` prints and changes nothing, for each
-// mutating verb.
-func TestDryRun(t *testing.T) {
-	t.Parallel()
-	g := Boot(t)
-	dry := func(args ...string) {
-		t.Helper()
-		before := g.Snapshot()
-		argv := append([]string{"imgbase", "--debug", "--dry"}, args...)
-		r, err := g.Run(tenMinutes, argv...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("%s: exit %d\nstdout:\n%s", strings.Join(argv, " "), r.ExitCode, r.Stdout)
-		if r.ExitCode != 0 {
-			t.Errorf("%s: exit %d: %s", strings.Join(argv, " "), r.ExitCode, r.Stderr)
-		}
-		if strings.TrimSpace(r.Stdout) == "" {
-			t.Errorf("%s printed no commands", strings.Join(argv, " "))
-		}
-		if after := g.Snapshot(); after != before {
-			t.Errorf("%s changed the system:\nbefore:\n%s\nafter:\n%s", strings.Join(argv, " "), before, after)
-		}
+
+// dryRun runs `imgbase --debug --dry <args>` and checks that it printed
+// what it would do and changed nothing.
+func dryRun(t *testing.T, g *Guest, args ...string) {
+	t.Helper()
+	before := g.Snapshot()
+	argv := append([]string{"imgbase", "--debug", "--dry"}, args...)
+	r, err := g.Run(tenMinutes, argv...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	dry("layout", "--init")
-	dry("layout", "--init", "Base-1-0", "--from", "/")
-	g.MustRun("imgbase", "layout", "--init")
-	dry("base", "--add", "Base-2-0", "--size", "1G")
-	dry("base", "--add", "--size", "1G", v2img)
-	dry("layer", "--add")
-	dry("layer", "--add", nvr1)
+	t.Logf("%s: exit %d\nstdout:\n%s", strings.Join(argv, " "), r.ExitCode, r.Stdout)
+	if r.ExitCode != 0 {
+		t.Errorf("%s: exit %d: %s", strings.Join(argv, " "), r.ExitCode, r.Stderr)
+	}
+	if strings.TrimSpace(r.Stdout) == "" {
+		t.Errorf("%s printed no commands", strings.Join(argv, " "))
+	}
+	if after := g.Snapshot(); after != before {
+		t.Errorf("%s changed the system:\nbefore:\n%s\nafter:\n%s", strings.Join(argv, " "), before, after)
+	}
 }

@@ -15,7 +15,7 @@ const v2xfs = PayloadDir + "/v2-xfs.img"
 // The host still runs the ext4 root it was installed on. A full /boot and
 // the admin's update hooks are tried first.
 func TestUpdateXFS(t *testing.T) {
-	t.Parallel()
+	Parallel(t)
 	g := Boot(t)
 	layer := nvr2 + "+1"
 	g.Imgbase("layout", "--init")

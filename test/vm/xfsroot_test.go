@@ -14,7 +14,7 @@ import (
 // its origin is mounted with the same UUID), and an update whose /etc merge
 // reads the XFS base and layer.
 func TestXFSRoot(t *testing.T) {
-	t.Parallel()
+	Parallel(t)
 	g := Boot(t)
 	// An XFS copy of the running root on a thin LV of the pool, mounted
 	// and written to as a running root is.
