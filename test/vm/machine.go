@@ -31,16 +31,16 @@ import (
 
 // Options say what to boot and how.
 type Options struct {
-	Disk    string // disk image; never written, an overlay takes the writes
+	Disk string // disk image; never written, an overlay takes the writes
 	// DiskFormat is Disk's format: "" is raw (the built host image); a
 	// prepared image (see BootLayered) is qcow2.
 	DiskFormat string
-	Payload string // optional raw disk attached read-only (the test OS images)
-	Accel   string // "tcg" or "kvm"
-	Memory  int    // MiB
-	CPUs    int
-	Dir     string // where the overlay, socket and serial log live
-	Logger  *slog.Logger
+	Payload    string // optional raw disk attached read-only (the test OS images)
+	Accel      string // "tcg" or "kvm"
+	Memory     int    // MiB
+	CPUs       int
+	Dir        string // where the overlay, socket and serial log live
+	Logger     *slog.Logger
 	// Cache is QEMU's cache mode for the overlay; "" is unsafe (guest
 	// flushes ignored: fast, and nothing is lost unless QEMU itself dies).
 	// A machine whose QEMU is killed on purpose (a power cut) needs

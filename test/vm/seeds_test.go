@@ -225,7 +225,6 @@ func TestBaseAddSquashfs(t *testing.T) {
 	t.Run("OCIArchive", func(t *testing.T) { baseFromOCIArchive(t, g, archive) })
 }
 
-
 // dryRun runs `imgbase --debug --dry <args>` and checks that it printed
 // what it would do and changed nothing.
 func dryRun(t *testing.T, g *Guest, args ...string) {
