@@ -2,7 +2,7 @@ package host
 
 import (
 	"context"
-	"fmt"
+	"slices"
 
 	"github.com/imgbase/imgbase/internal/hooks"
 	"github.com/imgbase/imgbase/internal/layout"
@@ -51,25 +51,65 @@ func (h *Host) AddEmptyBase(ctx context.Context, name string, size uint64) error
 }
 
 // RemoveBase removes a base with all its layers and their boot entries; the
-// base of the running layer is refused.
+// base of the running layer is refused. The removal is journaled: once its
+// checks pass it is finished even across a crash ('imgbase recover').
 func (h *Host) RemoveBase(ctx context.Context, name string) error {
-	t, err := h.Managed(ctx)
+	t, b, layers, err := h.checkRemoveBase(ctx, name)
 	if err != nil {
 		return err
 	}
-	if err := h.bootReady(); err != nil {
+	if err := h.preHook(ctx, hooks.BaseRemove, name); err != nil {
 		return err
+	}
+	tx := h.removalTx("remove base "+name, t.VG, layers, append(slices.Clone(layers), b.Name()))
+	if err := h.journal().Run(ctx, tx); err != nil {
+		return err
+	}
+	h.postHook(ctx, hooks.BaseRemove, name)
+	return nil
+}
+
+// collectBase removes an old base for the garbage collection of an update
+// (a step after that update's commit, so not a journal of its own), entries
+// first like RemoveBase.
+func (h *Host) collectBase(ctx context.Context, name string) error {
+	t, b, layers, err := h.checkRemoveBase(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := h.preHook(ctx, hooks.BaseRemove, name); err != nil {
+		return err
+	}
+	if err := h.removeEntries(ctx, layers); err != nil {
+		return err
+	}
+	if err := h.LVM().Remove(ctx, t.VG, append(layers, b.Name())...); err != nil {
+		return err
+	}
+	h.postHook(ctx, hooks.BaseRemove, name)
+	return nil
+}
+
+// checkRemoveBase refuses what base --remove must not do and returns the
+// base and the names of its layers.
+func (h *Host) checkRemoveBase(ctx context.Context, name string) (*layout.Tree, *layout.Base, []string, error) {
+	t, err := h.Managed(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := h.bootReady(); err != nil {
+		return nil, nil, nil, err
 	}
 	b := t.Base(name)
 	if b == nil {
-		return refuse("cannot remove base %q: no such base; see 'imgbase layout --bases'", name)
+		return nil, nil, nil, refuse("cannot remove base %q: no such base; see 'imgbase layout --bases'", name)
 	}
 	if cur := h.CurrentLayer(t); cur != nil && cur.Base == b {
-		return refuse("cannot remove base %s: the running layer %s is on it; boot a layer of another base first", name, cur.Name())
+		return nil, nil, nil, refuse("cannot remove base %s: the running layer %s is on it; boot a layer of another base first", name, cur.Name())
 	}
 	for _, l := range b.Layers {
 		if l.LV.Active() && h.isMounted(l.LV) {
-			return refuse("cannot remove base %s: its layer %s is mounted; unmount it first", name, l.Name())
+			return nil, nil, nil, refuse("cannot remove base %s: its layer %s is mounted; unmount it first", name, l.Name())
 		}
 	}
 	names := make([]string, 0, len(b.Layers)+1)
@@ -77,24 +117,9 @@ func (h *Host) RemoveBase(ctx context.Context, name string) error {
 		names = append(names, l.Name())
 	}
 	if err := h.refuseDefault(names...); err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	if err := h.preHook(ctx, hooks.BaseRemove, name); err != nil {
-		return err
-	}
-	names = append(names, name)
-	if err := h.LVM().Remove(ctx, t.VG, names...); err != nil {
-		return err
-	}
-	if h.Boot != nil {
-		for _, l := range b.Layers {
-			if err := h.Boot.RemoveLayer(ctx, l.Name()); err != nil {
-				return fmt.Errorf("base %s is removed but the boot entry of %s is not (run 'imgbase recover'): %w", name, l.Name(), err)
-			}
-		}
-	}
-	h.postHook(ctx, hooks.BaseRemove, name)
-	return nil
+	return t, b, names, nil
 }
 
 // Pin exempts a base from garbage collection (pin true) or makes it

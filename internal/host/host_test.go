@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imgbase/imgbase/internal/boot"
 	"github.com/imgbase/imgbase/internal/command"
 	"github.com/imgbase/imgbase/internal/command/commandtest"
 	"github.com/imgbase/imgbase/internal/hooks"
@@ -469,6 +470,7 @@ type fakeBoot struct {
 	def            string
 	added, removed []string
 	setups         int
+	noEntry        map[string]bool // layers without an entry
 }
 
 func (b *fakeBoot) AddLayer(_ context.Context, l BootLayer) error {
@@ -476,6 +478,9 @@ func (b *fakeBoot) AddLayer(_ context.Context, l BootLayer) error {
 	return nil
 }
 func (b *fakeBoot) RemoveLayer(_ context.Context, name string) error {
+	if b.noEntry[name] {
+		return fmt.Errorf("cannot remove the boot entry of %s: %w", name, boot.ErrNoEntry)
+	}
 	b.removed = append(b.removed, name)
 	return nil
 }

@@ -306,7 +306,8 @@ func dropJournal(mnt string, dry bool) error {
 	return nil
 }
 
-// RemoveLayer removes a layer and its boot entry; the running layer is refused.
+// RemoveLayer removes a layer and its boot entry; the running layer is
+// refused. Like RemoveBase it is journaled, entry first.
 func (h *Host) RemoveLayer(ctx context.Context, name string) error {
 	t, err := h.Managed(ctx)
 	if err != nil {
@@ -331,15 +332,10 @@ func (h *Host) RemoveLayer(ctx context.Context, name string) error {
 	if err := h.preHook(ctx, hooks.LayerRemove, l.Base.Name(), name); err != nil {
 		return err
 	}
-	if err := h.LVM().Remove(ctx, t.VG, name); err != nil {
+	if err := h.journal().Run(ctx, h.removalTx("remove layer "+name, t.VG, []string{name}, []string{name})); err != nil {
 		return err
 	}
-	defer h.postHook(ctx, hooks.LayerRemove, l.Base.Name(), name)
-	if h.Boot != nil {
-		if err := h.Boot.RemoveLayer(ctx, name); err != nil {
-			return fmt.Errorf("layer %s is removed but its boot entry is not (run 'imgbase recover'): %w", name, err)
-		}
-	}
+	h.postHook(ctx, hooks.LayerRemove, l.Base.Name(), name)
 	return nil
 }
 

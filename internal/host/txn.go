@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/imgbase/imgbase/internal/boot"
 	"github.com/imgbase/imgbase/internal/command"
 	"github.com/imgbase/imgbase/internal/journal"
 	"github.com/imgbase/imgbase/internal/layout"
@@ -29,6 +30,8 @@ const (
 	stepPrepareLayer = "prepare-layer"
 	stepBootEntry    = "boot-entry"
 	stepRemoveBase   = "remove-base"
+	stepRemoveEntry  = "remove-entries"
+	stepRemoveLVs    = "remove-lvs"
 )
 
 func (h *Host) journal() *journal.Journal {
@@ -85,7 +88,7 @@ func (h *Host) kinds() journal.Kinds {
 			Undo: func(ctx context.Context, a journal.Args) error { return h.removeBootEntry(ctx, a["lv"]) },
 		},
 		stepRemoveBase: {Do: func(ctx context.Context, a journal.Args) error {
-			err := h.RemoveBase(ctx, a["lv"])
+			err := h.collectBase(ctx, a["lv"])
 			var r *ErrRefused
 			if errors.As(err, &r) {
 				// Gone already, or running or booting by default now:
@@ -96,8 +99,70 @@ func (h *Host) kinds() journal.Kinds {
 			return err
 		}},
 	}
+	// base --remove and layer --remove: after their checks they are
+	// committed at once, and an interrupted removal is finished, entries
+	// first, so that no entry is ever left naming a removed LV.
+	k[stepRemoveEntry] = journal.Kind{Do: func(ctx context.Context, a journal.Args) error {
+		return h.removeEntries(ctx, splitNames(a["layers"]))
+	}}
+	k[stepRemoveLVs] = journal.Kind{Do: h.removeLVsLeft}
 	h.deltaKinds(k)
 	return k
+}
+
+// removalTx removes layers' boot entries, then the LVs (layers and, for a
+// base, the base). It has nothing to undo: its checks came before it.
+func (h *Host) removalTx(name, vg string, layers, lvs []string) journal.Tx {
+	return journal.Tx{Name: name, AfterCommit: []journal.Step{
+		{Kind: stepRemoveEntry, Args: journal.Args{"layers": strings.Join(layers, ",")}},
+		// The LVs all exist when the step first runs: one lvremove, no lvs.
+		{Kind: stepRemoveLVs, Args: journal.Args{"vg": vg, "lvs": strings.Join(lvs, ",")}, Do: func(ctx context.Context) error {
+			return h.LVM().Remove(ctx, vg, lvs...)
+		}},
+	}}
+}
+
+// removeEntries removes the boot entries of layers; one already gone is
+// fine (a removal finished after a crash, or a layer that never had one).
+func (h *Host) removeEntries(ctx context.Context, layers []string) error {
+	for _, l := range layers {
+		if err := h.removeBootEntry(ctx, l); err != nil && !errors.Is(err, boot.ErrNoEntry) {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeLVsLeft removes those of the LVs in a["lvs"] that still exist:
+// finishing a removal a crash cut short.
+func (h *Host) removeLVsLeft(ctx context.Context, a journal.Args) error {
+	all, err := h.LVM().Report(ctx)
+	if err != nil {
+		return err
+	}
+	exists := map[string]bool{}
+	for _, lv := range all {
+		if lv.VG == a["vg"] {
+			exists[lv.Name] = true
+		}
+	}
+	var left []string
+	for _, n := range splitNames(a["lvs"]) {
+		if exists[n] {
+			left = append(left, n)
+		}
+	}
+	if len(left) == 0 {
+		return nil
+	}
+	return h.LVM().Remove(ctx, a["vg"], left...)
+}
+
+func splitNames(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }
 
 // prepareNewLayer prepares a layer created by a journal step from a base

@@ -163,3 +163,55 @@ func TestUpdateFailureAtEveryStepUndoes(t *testing.T) {
 		}
 	}
 }
+
+// base --remove is journaled and committed once its checks pass: the
+// entries go first, and when lvremove fails (a crash, a busy LV) the
+// journal stays and recover finishes the removal; no entry ever names a
+// removed LV.
+func TestRemoveBaseIsFinishedByRecover(t *testing.T) {
+	f := newFixture(t, "running", 254, 5)
+	fb := &fakeBoot{def: "Base-1-0+1"}
+	f.h.Boot = fb
+	inj := &failAt{next: f.rec, k: 0}
+	f.h.Run = inj
+	err := f.h.RemoveBase(context.Background(), "Base-2-0")
+	var je *journal.Error
+	if !errors.As(err, &je) || !je.Committed {
+		t.Fatalf("a failed lvremove: %v, want a committed journal error", err)
+	}
+	if len(fb.removed) != 1 || fb.removed[0] != "Base-2-0+1" {
+		t.Errorf("entries removed before the LVs: %v, want [Base-2-0+1]", fb.removed)
+	}
+	if _, err := os.Stat(filepath.Join(f.h.Root, JournalFile)); err != nil {
+		t.Fatalf("no journal left for recover: %v", err)
+	}
+	f.h.Run = f.rec
+	out, err := f.h.Recover(context.Background())
+	if err != nil || out == nil || out.RolledBack {
+		t.Fatalf("recover: %+v %v", out, err)
+	}
+	m := f.rec.Mutations()
+	if last := m[len(m)-1]; last != "lvremove --yes HostVG/Base-2-0+1 HostVG/Base-2-0" {
+		t.Errorf("recover's last change %q, want the LVs removed:\n%s", last, strings.Join(m, "\n"))
+	}
+	if _, err := os.Stat(filepath.Join(f.h.Root, JournalFile)); !os.IsNotExist(err) {
+		t.Errorf("journal left after recover: %v", err)
+	}
+}
+
+// A layer that never had an entry (its base held no filesystem) does not
+// stop the removal of its base, nor of itself.
+func TestRemoveLayerWithoutEntry(t *testing.T) {
+	f := newFixture(t, "running", 254, 5)
+	f.h.Boot = &fakeBoot{def: "Base-1-0+1", noEntry: map[string]bool{"Base-2-0+1": true, "Base-1-0+2": true}}
+	if err := f.h.RemoveLayer(context.Background(), "Base-1-0+2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.h.RemoveBase(context.Background(), "Base-2-0"); err != nil {
+		t.Fatal(err)
+	}
+	wantLines(t, f.rec.Mutations(), []string{
+		"lvremove --yes HostVG/Base-1-0+2",
+		"lvremove --yes HostVG/Base-2-0+1 HostVG/Base-2-0",
+	})
+}
