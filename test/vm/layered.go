@@ -72,6 +72,7 @@ func layeredDisk(t testing.TB, disk string) string {
 	layeredMu.Lock()
 	defer layeredMu.Unlock()
 	if _, err := os.Stat(out); err == nil {
+		touch(filepath.Dir(out))
 		return out
 	}
 	// Another test process (a second `go test`) may be preparing it.
@@ -84,8 +85,10 @@ func layeredDisk(t testing.TB, disk string) string {
 		t.Fatalf("cannot lock %s: %v", lock.Name(), err)
 	}
 	if _, err := os.Stat(out); err == nil {
+		touch(filepath.Dir(out))
 		return out
 	}
+	pruneLayered(cache, key)
 	start := time.Now()
 	tmp := prepareLayered(t, disk)
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
@@ -99,6 +102,21 @@ func layeredDisk(t testing.TB, disk string) string {
 	}
 	t.Logf("prepared the initialised host %s in %s", out, time.Since(start).Round(time.Second))
 	return out
+}
+
+// pruneLayered removes prepared images other than key's that nothing has
+// used for a day (each holds about a gigabyte: every build of the package
+// makes a new one); a younger one may belong to a run still going.
+func pruneLayered(cache, key string) {
+	dirs, _ := filepath.Glob(filepath.Join(cache, "layered-*"))
+	for _, d := range dirs {
+		fi, err := os.Stat(d)
+		if err != nil || !fi.IsDir() || filepath.Base(d) == "layered-"+key || time.Since(fi.ModTime()) < 24*time.Hour {
+			continue
+		}
+		os.RemoveAll(d)
+		os.Remove(d + ".lock")
+	}
 }
 
 // layeredKey names a prepared image by what it is made of: the host
@@ -131,6 +149,12 @@ func prepareLayered(t testing.TB, disk string) string {
 		t.Fatal(err)
 	}
 	return filepath.Join(g.Machine.Options().Dir, "disk.qcow2")
+}
+
+// touch marks a prepared image as used, for pruneLayered.
+func touch(dir string) {
+	now := time.Now()
+	os.Chtimes(dir, now, now)
 }
 
 func copyFile(src, dst string) error {
