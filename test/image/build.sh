@@ -7,7 +7,9 @@
 #   image       the host disk image (thin LVM, GRUB); prints its path
 #   testimages  v1/v2 OS images (raw ext4 + squashfs) and the payload disk
 #   squash      runtime-layout.squash, size printed beside the raw image's
-#   all         image and testimages
+#   ocipush     the static OCI pusher the guest pushes into its registry with
+#   registry    Debian's docker-registry package, for the guest's registry
+#   all         image, testimages, ocipush and registry
 #   keys        the input hashes the cache is keyed by
 # Each target prints KEY=path lines on stdout for the harness (env.sh).
 source "$(dirname "$0")/lib.sh"
@@ -58,6 +60,34 @@ agent() {
 	mv "$out.tmp" "$out"
 }
 
+ocipush_key() { key "$REPO"/test/vm/ocipush/main.go "$REPO/go.sum" "$(go version)"; }
+
+ocipush() {
+	local out; out="$IMGBASE_CACHE/ocipush-$(ocipush_key)"
+	if [ ! -x "$out" ]; then
+		step "ocipush: building $out"
+		mkdir -p "$IMGBASE_CACHE"
+		(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out.tmp" ./test/vm/ocipush)
+		mv "$out.tmp" "$out"
+	fi
+	echo "IMGBASE_VM_OCIPUSH=$out"
+}
+
+# registry: the docker-registry .deb of the suite the images are made of
+# (distribution 2.8 in bookworm); the guest has no network to fetch it.
+registry_key() { key docker-registry "$DEBIAN_SUITE" "$DEBIAN_MIRROR"; }
+
+registry() {
+	local out; out="$IMGBASE_CACHE/registry-$(registry_key)"
+	if ! ls "$out"/docker-registry_*.deb >/dev/null 2>&1; then
+		step "registry: downloading docker-registry into $out"
+		rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+		(cd "$out.tmp" && apt-get download docker-registry >/dev/null 2>&1) || die "cannot download docker-registry"
+		publish "$out.tmp" "$out"
+	fi
+	echo "IMGBASE_VM_REGISTRY_DEB=$(ls "$out"/docker-registry_*.deb)"
+}
+
 case "${1:-}" in
 deps) deps ;;
 rootfs) rootfs ;;
@@ -65,7 +95,9 @@ agent) agent; agent_bin ;;
 image) image ;;
 testimages) testimages ;;
 squash) squash ;;
-all) image; testimages ;;
+ocipush) ocipush ;;
+registry) registry ;;
+all) image; testimages; ocipush; registry ;;
 keys) echo "rootfs=$(rootfs_key) agent=$(agent_key) image=$(image_key) testimages=$(testimages_key)" ;;
 *) die "usage: build.sh deps|rootfs|agent|image|testimages|squash|all" ;;
 esac

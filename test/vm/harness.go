@@ -21,9 +21,13 @@ import (
 const (
 	EnvDisk    = "IMGBASE_VM_DISK"    // host disk image (raw)
 	EnvPayload = "IMGBASE_VM_PAYLOAD" // ext4 disk with v1/v2 .img and .squashfs
-	EnvKernel  = "IMGBASE_VM_KERNEL"  // the image's kernel, for the KVM probe
-	EnvDeb     = "IMGBASE_DEB"        // the imgbase .deb installed in each guest
-	EnvAccel   = "IMGBASE_VM_ACCEL"   // force "tcg" or "kvm"
+	// The guest's registry: Debian's docker-registry .deb and the static
+	// pusher (test/vm/ocipush), copied in by the tests that use them.
+	EnvRegistryDeb = "IMGBASE_VM_REGISTRY_DEB"
+	EnvOCIPush     = "IMGBASE_VM_OCIPUSH"
+	EnvKernel      = "IMGBASE_VM_KERNEL" // the image's kernel, for the KVM probe
+	EnvDeb         = "IMGBASE_DEB"       // the imgbase .deb installed in each guest
+	EnvAccel       = "IMGBASE_VM_ACCEL"  // force "tcg" or "kvm"
 )
 
 // PayloadDir is where Boot mounts the payload disk in the guest.

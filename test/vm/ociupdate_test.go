@@ -4,8 +4,14 @@ package vm
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // ociLayoutScript defines, for a guest shell, how to make an OCI image
@@ -41,19 +47,90 @@ image() {
 }
 `
 
-// TestUpdateFromOCI: `imgbase update oci-archive:…` of the v2 test image
-// stages it like a file update (new base recording its source, first
-// layer with the admin's /etc, trial boot); `update --check` follows an
-// oci: layout whose tag then moves; `switch` installs the moved tag and
-// tracks it, after which a plain `update` has nothing to do.
+// Registry in the guest: Debian's docker-registry (distribution 2.8),
+// unpacked from its package onto the scratch LV so that every layer can
+// run it, serving plain HTTP on the guest's loopback (the guest has no
+// network) from storage on the scratch LV. Its access log (the unit's
+// journal) shows every blob a pull fetched and its size.
+const (
+	registryUnit = "imgbase-test-registry"
+	registryRepo = "127.0.0.1:5000/imgbase-test"
+	registryRef  = "docker://" + registryRepo + ":2.0"
+	registryConf = `version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: /scratch/registry-data
+http:
+  addr: 127.0.0.1:5000
+`
+)
+
+// startRegistry starts the registry of the current boot and waits until it
+// listens (its first start in a fresh TCG guest took about a minute).
+func startRegistry(t *testing.T, g *Guest) {
+	t.Helper()
+	start := time.Now()
+	g.MustShell(`set -e
+[ -x /scratch/registry/usr/bin/docker-registry ] || dpkg-deb -x /scratch/docker-registry.deb /scratch/registry
+systemd-run -q --unit ` + registryUnit + ` /scratch/registry/usr/bin/docker-registry serve /scratch/registry.yml
+for i in $(seq 300); do
+	journalctl -q -b -u ` + registryUnit + ` -o cat | grep -q 'listening on 127.0.0.1:5000' && exit 0
+	sleep 1
+done
+journalctl -b -u ` + registryUnit + ` -o cat | tail
+exit 1`)
+	t.Logf("registry listening after %s", time.Since(start).Round(time.Second))
+}
+
+// blobGets returns the registry's access log lines of this boot for GETs
+// of blobs: "DIGEST STATUS BYTES" each.
+func blobGets(t *testing.T, g *Guest) []string {
+	t.Helper()
+	out := g.MustShell(`journalctl -q -b -u ` + registryUnit + ` -o cat | sed -n 's,.*"GET /v2/imgbase-test/blobs/\(sha256:[0-9a-f]*\) HTTP/[0-9.]*" \([0-9]*\) \([0-9]*\) .*,\1 \2 \3,p'`)
+	return strings.Fields(strings.ReplaceAll(out, " ", "_"))
+}
+
+// pulled reads "Downloaded N bytes, M from the blob cache" from the
+// output of update or switch.
+func pulled(t *testing.T, out string) (downloaded, cached int64) {
+	t.Helper()
+	m := regexp.MustCompile(`Downloaded (\d+) bytes, (\d+) from the blob cache`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no download count in %q", out)
+	}
+	downloaded, _ = strconv.ParseInt(m[1], 10, 64)
+	cached, _ = strconv.ParseInt(m[2], 10, 64)
+	return downloaded, cached
+}
+
+// TestUpdateFromOCI: `imgbase update docker://…` from a real registry
+// (distribution 2.8, in the guest) stages the v2 test image like a file
+// update (new base recording its source, first layer with the admin's
+// /etc, trial boot); `update --check` follows the registry's tag, which
+// then moves to v3 (v2's layer plus one); `switch` installs the moved tag
+// downloading only the new layer (the old one comes from the blob cache,
+// kept on a volume so that it outlives the switch of layers) and tracks
+// it, after which a plain `update` has nothing to do.
 func TestUpdateFromOCI(t *testing.T) {
 	Parallel(t)
+	pusher, deb := os.Getenv(EnvOCIPush), os.Getenv(EnvRegistryDeb)
+	if pusher == "" || deb == "" {
+		t.Fatalf("%s and %s must be set (test/image/build.sh all)", EnvOCIPush, EnvRegistryDeb)
+	}
 	g := BootLayered(t)
 	v2layer := nvr2 + "+1"
 	const nvr3 = "imgbase-test-3.0-1"
 	v3layer := nvr3 + "+1"
 	g.WaitStarted()
 	g.MustShell(`echo 'added by the admin' >/etc/imgbase-admin.conf`)
+	// The registry is plain HTTP: the admin allows it.
+	g.MustShell(`mkdir -p /etc/imgbased.conf.d && printf '[update]\ninsecure_registries = 127.0.0.1:5000\n' >/etc/imgbased.conf.d/60-registry.conf`)
+	// The blob cache on a volume: every layer sees it, so the layer that
+	// boots from the pulled image still has the blobs of its pull.
+	g.MustShell(`mkdir -p /var/cache/imgbase`)
+	g.Imgbase("volume", "--create", "/var/cache/imgbase", "2G")
 
 	// Scratch space every layer sees: a thin LV of the test's own.
 	mountScratch := `mkdir -p /scratch && mount /dev/HostVG/scratch /scratch`
@@ -61,18 +138,33 @@ func TestUpdateFromOCI(t *testing.T) {
 lvcreate -q -y -V 3G -T HostVG/pool00 -n scratch
 mkfs.ext4 -q /dev/HostVG/scratch
 ` + mountScratch)
+	if err := g.CopyIn(deb, "/scratch/docker-registry.deb", 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.CopyIn(pusher, "/scratch/ocipush", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.WriteFile("/scratch/registry.yml", []byte(registryConf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startRegistry(t, g)
+
 	// v2 as an OCI image of one layer (the raw image's tree, tar'ed with
-	// owners and xattrs), tagged 2.0, and as an oci-archive of it.
+	// owners and xattrs), tagged 2.0, pushed to the registry.
 	digest2 := strings.TrimSpace(g.MustShell(ociLayoutScript + `
 mkdir -p /mnt/v2
 mount -o ro,loop ` + v2img + ` /mnt/v2
 (cd /mnt/v2 && tar --numeric-owner --xattrs --xattrs-include='*' --exclude=./lost+found -cf /scratch/v2.tar .)
 umount /mnt/v2
 sha256sum /scratch/v2.tar | cut -d' ' -f1 >/scratch/v2.layer
+stat -c %s /scratch/v2.tar >/scratch/v2.size
 image ` + nvr2 + ` 2.0 /scratch/v2.tar >/scratch/digest2
-(cd $L && tar -cf /scratch/v2-oci.tar oci-layout index.json blobs)
+/scratch/ocipush $L 2.0 ` + registryRepo + `:2.0 >/scratch/pushed2
+cmp /scratch/digest2 /scratch/pushed2 >&2
 cat /scratch/digest2`))
-	t.Logf("v2 image %s", digest2)
+	v2sum := "sha256:" + strings.TrimSpace(g.MustRun("cat", "/scratch/v2.layer"))
+	v2size, _ := strconv.ParseInt(strings.TrimSpace(g.MustRun("cat", "/scratch/v2.size")), 10, 64)
+	t.Logf("v2 image %s pushed to %s, layer %s of %d bytes", digest2, registryRef, v2sum, v2size)
 
 	check := func(args ...string) checkJSON {
 		t.Helper()
@@ -83,14 +175,26 @@ cat /scratch/digest2`))
 		}
 		return c
 	}
-	if c := check("oci:/scratch/oci:2.0"); !c.Available || c.Digest != digest2 || c.NVR != nvr2 {
+	if c := check(registryRef); !c.Available || c.Digest != digest2 || c.NVR != nvr2 {
 		t.Errorf("check before the update: %+v, want %s available as %s", c, digest2, nvr2)
 	}
+	// The same image in the layout it was pushed from.
+	if c := check("oci:/scratch/oci:2.0"); !c.Available || c.Digest != digest2 {
+		t.Errorf("check of the oci: layout: %+v, want %s available", c, digest2)
+	}
 
-	out := g.Imgbase("update", "oci-archive:/scratch/v2-oci.tar:2.0")
+	out := g.Imgbase("update", registryRef)
 	t.Logf("imgbase update: %s", out)
-	if !strings.Contains(out, "Installed base "+nvr2+" (oci-archive:/scratch/v2-oci.tar:2.0, "+digest2+") and layer "+v2layer) {
+	if !strings.Contains(out, "Installed base "+nvr2+" ("+registryRef+", "+digest2+") and layer "+v2layer) {
 		t.Errorf("update output %q", out)
+	}
+	if d, c := pulled(t, out); d != v2size || c != 0 {
+		t.Errorf("update downloaded %d bytes, %d from the cache; want the layer's %d, 0", d, c, v2size)
+	}
+	gets := blobGets(t, g)
+	t.Logf("registry blob GETs of the update: %v", gets)
+	if !slices.Contains(gets, fmt.Sprintf("%s_200_%d", v2sum, v2size)) {
+		t.Errorf("registry access log lacks the GET of layer %s (%d bytes): %v", v2sum, v2size, gets)
 	}
 	lvs := g.LVs()
 	checkBase(t, lvs, nvr2)
@@ -98,19 +202,23 @@ cat /scratch/digest2`))
 	if !lvs[nvr2].HasTag("imgbased:digest=" + digest2) {
 		t.Errorf("base %s tags %v lack its digest", nvr2, lvs[nvr2].Tags())
 	}
-	if src := baseSource(t, g, nvr2); src.Ref != "oci-archive:/scratch/v2-oci.tar:2.0" || src.Digest != digest2 {
+	if src := baseSource(t, g, nvr2); src.Ref != registryRef || src.Digest != digest2 {
 		t.Errorf("layout --json source of %s: %+v", nvr2, src)
 	}
 
-	g.ExpectBooted(g.Reboot(), v2layer, "after the update from the oci-archive")
+	g.ExpectBooted(g.Reboot(), v2layer, "after the update from the registry")
 	if st := g.WaitStarted(); st != "active success" {
 		t.Errorf("imgbase-boot-success.service: %s", st)
 	}
 	if a := g.MustRun("cat", "/etc/imgbase-admin.conf"); a != "added by the admin\n" {
 		t.Errorf("/etc/imgbase-admin.conf in %s = %q, want the admin's", v2layer, a)
 	}
+	if v := g.MustRun("cat", "/usr/share/imgbase-test/version"); v != "2.0\n" {
+		t.Errorf("running version %q, want 2.0", v)
+	}
 	g.MustShell(mountScratch)
-	if c := check("oci:/scratch/oci:2.0"); c.Available || c.Installed != nvr2 || c.Running != nvr2 || c.RunningDigest != digest2 {
+	startRegistry(t, g)
+	if c := check(registryRef); c.Available || c.Installed != nvr2 || c.Running != nvr2 || c.RunningDigest != digest2 {
 		t.Errorf("check of the installed image: %+v", c)
 	}
 
@@ -118,26 +226,48 @@ cat /scratch/digest2`))
 	digest3 := strings.TrimSpace(g.MustShell(ociLayoutScript + `
 mkdir -p /scratch/v3/etc && echo v3 >/scratch/v3/etc/imgbase-v3
 tar --numeric-owner -C /scratch/v3 -cf /scratch/v3.tar etc/imgbase-v3
-image ` + nvr3 + ` 2.0 $L/blobs/sha256/$(cat /scratch/v2.layer) /scratch/v3.tar`))
+sha256sum /scratch/v3.tar | cut -d' ' -f1 >/scratch/v3.layer
+stat -c %s /scratch/v3.tar >/scratch/v3.size
+image ` + nvr3 + ` 2.0 $L/blobs/sha256/$(cat /scratch/v2.layer) /scratch/v3.tar >/scratch/digest3
+/scratch/ocipush $L 2.0 ` + registryRepo + `:2.0 >/scratch/pushed3
+cmp /scratch/digest3 /scratch/pushed3 >&2
+cat /scratch/digest3`))
+	v3sum := "sha256:" + strings.TrimSpace(g.MustRun("cat", "/scratch/v3.layer"))
+	v3size, _ := strconv.ParseInt(strings.TrimSpace(g.MustRun("cat", "/scratch/v3.size")), 10, 64)
+	t.Logf("v3 image %s pushed to %s, layers %s (cached) and %s of %d bytes", digest3, registryRef, v2sum, v3sum, v3size)
 	before := LVNames(g.LVs())
-	r := g.ImgbaseResult("update", "--check", "oci:/scratch/oci:2.0")
-	if r.ExitCode != 0 || !strings.Contains(r.Stdout, "Update available: oci:/scratch/oci:2.0 is now "+digest3+" (running base "+nvr2+" is "+digest2+"); 'imgbase update' would install base "+nvr3) {
+	r := g.ImgbaseResult("update", "--check", registryRef)
+	if r.ExitCode != 0 || !strings.Contains(r.Stdout, "Update available: "+registryRef+" is now "+digest3+" (running base "+nvr2+" is "+digest2+"); 'imgbase update' would install base "+nvr3) {
 		t.Errorf("check after the tag moved: exit %d, %q %q", r.ExitCode, r.Stdout, r.Stderr)
 	}
 	if after := LVNames(g.LVs()); after != before {
 		t.Errorf("update --check changed the LVs:\n  %s\nwant\n  %s", after, before)
 	}
 
-	out = g.Imgbase("switch", "oci:/scratch/oci:2.0")
+	out = g.Imgbase("switch", registryRef)
 	t.Logf("imgbase switch: %s", out)
-	if !strings.Contains(out, "Installed base "+nvr3) || !strings.Contains(out, "follows oci:/scratch/oci:2.0") {
+	if !strings.Contains(out, "Installed base "+nvr3) || !strings.Contains(out, "follows "+registryRef) {
 		t.Errorf("switch output %q", out)
 	}
-	if conf := g.MustRun("cat", "/etc/imgbased.conf.d/50-image.conf"); !strings.Contains(conf, "\nimage = oci:/scratch/oci:2.0\n") {
+	// The re-pull of the changed tag: only the new layer on the wire.
+	if d, c := pulled(t, out); d != v3size || c != v2size {
+		t.Errorf("switch downloaded %d bytes, %d from the cache; want the new layer's %d, the cached layer's %d", d, c, v3size, v2size)
+	}
+	gets = blobGets(t, g)
+	t.Logf("registry blob GETs of this boot (push of v3, switch): %v", gets)
+	if !slices.Contains(gets, fmt.Sprintf("%s_200_%d", v3sum, v3size)) {
+		t.Errorf("registry access log lacks the GET of the new layer %s (%d bytes): %v", v3sum, v3size, gets)
+	}
+	for _, l := range gets {
+		if strings.HasPrefix(l, v2sum+"_") {
+			t.Errorf("the cached layer %s was fetched again: %v", v2sum, gets)
+		}
+	}
+	if conf := g.MustRun("cat", "/etc/imgbased.conf.d/50-image.conf"); !strings.Contains(conf, "\nimage = "+registryRef+"\n") {
 		t.Errorf("50-image.conf: %q", conf)
 	}
 	// Following the switched image: nothing new.
-	if r := g.ImgbaseResult("update"); r.ExitCode != 0 || !strings.Contains(r.Stdout, "Up to date: oci:/scratch/oci:2.0 is "+digest3+", installed as base "+nvr3) {
+	if r := g.ImgbaseResult("update"); r.ExitCode != 0 || !strings.Contains(r.Stdout, "Up to date: "+registryRef+" is "+digest3+", installed as base "+nvr3) {
 		t.Errorf("update of the tracked image: exit %d, %q %q", r.ExitCode, r.Stdout, r.Stderr)
 	}
 
@@ -146,11 +276,12 @@ image ` + nvr3 + ` 2.0 $L/blobs/sha256/$(cat /scratch/v2.layer) /scratch/v3.tar`
 		t.Errorf("imgbase-boot-success.service after switch: %s", st)
 	}
 	got := g.MustShell(`cat /etc/imgbase-v3 /etc/imgbase-admin.conf; grep '^image' /etc/imgbased.conf.d/50-image.conf`)
-	if got != "v3\nadded by the admin\nimage = oci:/scratch/oci:2.0\n" {
+	if got != "v3\nadded by the admin\nimage = "+registryRef+"\n" {
 		t.Errorf("in %s: %q", v3layer, got)
 	}
 	g.MustShell(mountScratch)
-	if c := check(); c.Available || c.Ref != "oci:/scratch/oci:2.0" || c.Installed != nvr3 {
+	startRegistry(t, g)
+	if c := check(); c.Available || c.Ref != registryRef || c.Installed != nvr3 {
 		t.Errorf("check of the tracked image after switch: %+v", c)
 	}
 }
