@@ -23,6 +23,12 @@ type cutPoint struct {
 	cond  string
 	delay time.Duration
 	gc    bool // give the update an old base to collect (images_to_keep)
+	// full: update --full, the whole image written into a new thin LV.
+	// Without it the update takes the delta path (a snapshot of the
+	// running base synced to the image), whose first run on a base that
+	// recorded no manifest hashes that base's tree: minutes under TCG, so
+	// only the points of the delta itself take it.
+	full bool
 }
 
 // The old base the gc point's update collects: an empty base, older than
@@ -35,16 +41,16 @@ func cutPoints() []cutPoint {
 	// debug level, while it walks /etc.
 	merging := InOutput(`msg=(conflict|"deleted by the admin")`)
 	return []cutPoint{
-		{name: "update/create-base/trying", verb: "update", cond: InJournal(JournalStep("create-base", "trying"))},
-		{name: "update/write-image/start", verb: "update", cond: InJournal(JournalStep("write-image", "trying"))},
-		{name: "update/write-image/mid-write", verb: "update", cond: InJournal(JournalStep("write-image", "trying")), delay: 8 * time.Second},
-		{name: "update/create-layer/trying", verb: "update", cond: InJournal(JournalStep("create-layer", "trying"))},
-		{name: "update/prepare-layer/merging-etc", verb: "update", cond: merging},
-		{name: "update/prepare-layer/done", verb: "update", cond: InJournal(JournalStep("prepare-layer", "done"))},
-		{name: "update/committed", verb: "update", cond: InJournal(`"phase":"committed"`)},
-		{name: "update/boot-entry/copying-kernel", verb: "update", cond: InJournal(JournalStep("boot-entry", "trying")) + " && " + Exists("/boot/"+l2)},
-		{name: "update/boot-entry/done", verb: "update", cond: InJournal(JournalStep("boot-entry", "done"))},
-		{name: "update/gc/remove-base", verb: "update", cond: InJournal(JournalStep("remove-base", "trying")), gc: true},
+		{name: "update/create-base/trying", verb: "update", full: true, cond: InJournal(JournalStep("create-base", "trying"))},
+		{name: "update/write-image/start", verb: "update", full: true, cond: InJournal(JournalStep("write-image", "trying"))},
+		{name: "update/write-image/mid-write", verb: "update", full: true, cond: InJournal(JournalStep("write-image", "trying")), delay: 8 * time.Second},
+		{name: "update/delta/create-base-snapshot", verb: "update", cond: InJournal(JournalStep("create-base-snapshot", "trying"))},
+		{name: "update/delta/mid-sync", verb: "update", cond: InJournal(JournalStep("sync-tree", "trying")) + " && " + InOutput(`msg=sync path=etc`)},
+		{name: "update/create-layer/trying", verb: "update", full: true, cond: InJournal(JournalStep("create-layer", "trying"))},
+		{name: "update/prepare-layer/merging-etc", verb: "update", full: true, cond: merging},
+		{name: "update/committed", verb: "update", full: true, cond: InJournal(`"phase":"committed"`)},
+		{name: "update/boot-entry/copying-kernel", verb: "update", full: true, cond: InJournal(JournalStep("boot-entry", "trying")) + " && " + Exists("/boot/"+l2)},
+		{name: "update/gc/remove-base", verb: "update", full: true, cond: InJournal(JournalStep("remove-base", "trying")), gc: true},
 		{name: "layer-add/after-lvcreate", verb: "layer", cond: InOutput(`msg=ran cmd="lvcreate --snapshot`)},
 		{name: "layer-add/writing-entry", verb: "layer", cond: Exists("/boot/" + nvr1 + "+2")},
 	}
@@ -135,6 +141,9 @@ func powerCutAt(t *testing.T, g *Guest, p cutPoint, def, adminConf string) cutOu
 	switch p.verb {
 	case "update":
 		args = []string{"update", v2img}
+		if p.full {
+			args = []string{"update", "--full", v2img}
+		}
 	case "layer":
 		args = []string{"layer", "--add"}
 	}
@@ -185,7 +194,7 @@ func powerCutAt(t *testing.T, g *Guest, p cutPoint, def, adminConf string) cutOu
 	if cut.Committed() {
 		for _, s := range journalSteps(cut.Journal) {
 			switch s.Kind {
-			case "create-base", "create-layer":
+			case "create-base", "create-base-snapshot", "create-layer":
 				want[s.Args["lv"]] = true
 				made = append(made, s.Args["lv"])
 			case "remove-base":
