@@ -54,25 +54,27 @@ func (h *Host) AddEmptyBase(ctx context.Context, name string, size uint64) error
 // base of the running layer is refused. The removal is journaled: once its
 // checks pass it is finished even across a crash ('imgbase recover').
 func (h *Host) RemoveBase(ctx context.Context, name string) error {
-	t, b, layers, err := h.checkRemoveBase(ctx, name)
-	if err != nil {
-		return err
-	}
-	if err := h.preHook(ctx, hooks.BaseRemove, name); err != nil {
-		return err
-	}
-	tx := h.removalTx("remove base "+name, t.VG, layers, append(slices.Clone(layers), b.Name()))
-	if err := h.journal().Run(ctx, tx); err != nil {
-		return err
-	}
-	h.postHook(ctx, hooks.BaseRemove, name)
-	return nil
+	return h.removeBase(ctx, name, func(vg string, layers, lvs []string) error {
+		return h.journal().Run(ctx, h.removalTx("remove base "+name, vg, layers, lvs))
+	})
 }
 
 // collectBase removes an old base for the garbage collection of an update
 // (a step after that update's commit, so not a journal of its own), entries
 // first like RemoveBase.
 func (h *Host) collectBase(ctx context.Context, name string) error {
+	return h.removeBase(ctx, name, func(vg string, layers, lvs []string) error {
+		if err := h.removeEntries(ctx, layers); err != nil {
+			return err
+		}
+		return h.LVM().Remove(ctx, vg, lvs...)
+	})
+}
+
+// removeBase checks the removal of base name, runs the admin's hooks
+// around remove, which is given the base's layers and every LV to go
+// (the layers, then the base).
+func (h *Host) removeBase(ctx context.Context, name string, remove func(vg string, layers, lvs []string) error) error {
 	t, b, layers, err := h.checkRemoveBase(ctx, name)
 	if err != nil {
 		return err
@@ -80,10 +82,7 @@ func (h *Host) collectBase(ctx context.Context, name string) error {
 	if err := h.preHook(ctx, hooks.BaseRemove, name); err != nil {
 		return err
 	}
-	if err := h.removeEntries(ctx, layers); err != nil {
-		return err
-	}
-	if err := h.LVM().Remove(ctx, t.VG, append(layers, b.Name())...); err != nil {
+	if err := remove(t.VG, layers, append(slices.Clone(layers), b.Name())); err != nil {
 		return err
 	}
 	h.postHook(ctx, hooks.BaseRemove, name)

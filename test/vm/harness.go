@@ -93,11 +93,17 @@ func Boot(t testing.TB) *Guest {
 
 func boot(t testing.TB, cache string) *Guest {
 	t.Helper()
+	return bootDisk(t, Options{Disk: hostDisk(t), Cache: cache})
+}
+
+// hostDisk is the built host image; without one the test is skipped.
+func hostDisk(t testing.TB) string {
+	t.Helper()
 	disk := os.Getenv(EnvDisk)
 	if disk == "" {
 		t.Skipf("%s not set: run the VM tests with `make check`", EnvDisk)
 	}
-	return bootDisk(t, Options{Disk: disk, Cache: cache})
+	return disk
 }
 
 // bootDisk starts a guest on an overlay of o.Disk (with the payload, the

@@ -46,11 +46,7 @@ func BootLayered(t testing.TB) *Guest {
 
 func bootLayered(t testing.TB, cache string) *Guest {
 	t.Helper()
-	disk := os.Getenv(EnvDisk)
-	if disk == "" {
-		t.Skipf("%s not set: run the VM tests with `make check`", EnvDisk)
-	}
-	layered := layeredDisk(t, disk)
+	layered := layeredDisk(t, hostDisk(t))
 	g := bootDisk(t, Options{Disk: layered, DiskFormat: "qcow2", Cache: cache})
 	g.ExpectBooted(g.Booted(), FirstLayer, "the prepared host (after layout --init)")
 	return g
