@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/imgbase/imgbase/internal/boot/cmdline"
 	"github.com/imgbase/imgbase/internal/boot/kernel"
 )
 
@@ -227,4 +228,28 @@ func (m *Manager) newestKernel(c KernelChange, e Entry, ok func(string) bool) st
 		}
 	}
 	return best
+}
+
+// KernelCmdlinePath is where Debian's and systemd's kernel-install read the
+// options of the entries they write, relative to the root.
+const KernelCmdlinePath = "etc/kernel/cmdline"
+
+// KernelCmdline returns what a layer's /etc/kernel/cmdline holds: the
+// options its entry gets (root=, rd.lvm.lv= and img.bootid= naming the
+// layer, the running command line's other arguments), so that kernel-install
+// run inside the layer writes an entry booting that layer and not the LV
+// the file was copied from. A trial's PanicReboot is imgbase's, not the
+// layer's, and is left out.
+func (m *Manager) KernelCmdline(vg, lv, layer string) string {
+	entries, err := m.List()
+	if err != nil {
+		entries = nil
+	}
+	var args []string
+	for _, a := range m.carried(entries) {
+		if a != PanicReboot {
+			args = append(args, a)
+		}
+	}
+	return cmdline.Layer(vg, lv, layer, args, nil) + "\n"
 }

@@ -210,3 +210,19 @@ func TestSyncKernelNoEntry(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+func TestKernelCmdlineNamesTheLayer(t *testing.T) {
+	f := newFixture(t, map[string]string{"grub/grub.cfg": debianGrubCfg})
+	got := f.m.KernelCmdline("HostVG", "Base-1-0+2", "Base-1-0+2")
+	want := "root=/dev/HostVG/Base-1-0+2 rd.lvm.lv=HostVG/Base-1-0+2 img.bootid=Base-1-0+2 ro console=ttyS0,115200n8 quiet\n"
+	if got != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+	// Made while a trial runs: the trial's panic=10 is not the layer's.
+	f.add("Base-1-0+1", true)
+	writeFile(t, f.m.Cmdline, "root=/dev/HostVG/Base-1-0+1 img.bootid=Base-1-0+1 console=ttyS0,115200n8 panic=10\n")
+	got = f.m.KernelCmdline("HostVG", "Base-1-0+2", "Base-1-0+2")
+	if want := "root=/dev/HostVG/Base-1-0+2 rd.lvm.lv=HostVG/Base-1-0+2 img.bootid=Base-1-0+2 console=ttyS0,115200n8\n"; got != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
