@@ -29,7 +29,7 @@ func TestSyncKernelFollowsRebuiltInitramfs(t *testing.T) {
 		"boot/Base-1-0+1/initrd.img-6.1.0-13-amd64": "initrd",
 		"boot/initrd.img-6.1.0-13-amd64":            "initrd with marker",
 		"lib/modules/6.1.0-13-amd64/modules.order":  "",
-		"proc/cmdline":                              "root=/dev/HostVG/Base-1-0+1 img.bootid=Base-1-0+1 ro\n",
+		"proc/cmdline": "root=/dev/HostVG/Base-1-0+1 img.bootid=Base-1-0+1 ro\n",
 	} {
 		os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755)
 		os.WriteFile(filepath.Join(root, name), []byte(content), 0o644)

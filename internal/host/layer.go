@@ -299,7 +299,9 @@ func (h *Host) editLayer(ctx context.Context, t *layout.Tree, base *layout.Base,
 // from the running layer (or absent in the image), it would make
 // kernel-install inside the layer write an entry booting another LV.
 func (h *Host) writeKernelCmdline(t *layout.Tree, name, mnt string) error {
-	kc, ok := h.Boot.(interface{ KernelCmdline(vg, lv, layer string) string })
+	kc, ok := h.Boot.(interface {
+		KernelCmdline(vg, lv, layer string) string
+	})
 	if !ok {
 		return nil
 	}
