@@ -9,7 +9,7 @@ import (
 // ships there must print the very block Wire writes, or the next Setup
 // would append a second one, and Wired would say the menu is unwired.
 func TestGrubDSnippetPrintsTheBlock(t *testing.T) {
-	out, err := exec.Command("sh", "../../../packaging/grub.d/15_imgbase").Output()
+	out, err := exec.Command("sh", "../hooks/15_imgbase").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
