@@ -8,7 +8,8 @@ import (
 )
 
 // The means for #4: after `imgbase layout --init` the guest boots into the
-// first layer, and a grubenv choice picks another entry.
+// first layer, and a grubenv choice picks another entry. Then
+// kernelChangeInLayer: one more boot.
 func TestBootIntoLayer(t *testing.T) {
 	t.Parallel()
 	g := Boot(t)
@@ -31,4 +32,10 @@ func TestBootIntoLayer(t *testing.T) {
 	if b.LV != vg+"/"+layer {
 		t.Errorf("next_entry is one-shot, but the boot after it was %q (%s), want %s/%s", b.LV, b.Cmdline, vg, layer)
 	}
+
+	// #14 item 8: a kernel change inside the layer, another layer beside
+	// it whose files must not change.
+	g.WaitStarted()
+	g.Imgbase("layer", "--add")
+	kernelChangeInLayer(t, g, layer, []string{nvr1 + "+2"})
 }
