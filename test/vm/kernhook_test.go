@@ -43,11 +43,13 @@ cat >/etc/initramfs-tools/hooks/imgbase-test-marker <<'END'
 mkdir -p "$DESTDIR/etc"
 cp /etc/imgbase-marker "$DESTDIR/etc/imgbase-marker"
 END
+# The initramfs has no busybox here (klibc, no cp): shell builtins only.
 mkdir -p /etc/initramfs-tools/scripts/init-bottom
 cat >/etc/initramfs-tools/scripts/init-bottom/imgbase-test-marker <<'END'
 #!/bin/sh
 [ "$1" = prereqs ] && exit 0
-cp /etc/imgbase-marker /run/imgbase-marker
+read -r m </etc/imgbase-marker
+echo "$m" >/run/imgbase-marker
 END
 chmod 755 /etc/initramfs-tools/hooks/imgbase-test-marker /etc/initramfs-tools/scripts/init-bottom/imgbase-test-marker
 echo ` + marker + ` >/etc/imgbase-marker`)
