@@ -1,8 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,20 +19,28 @@ import (
 func (a *app) bootCommand() *cobra.Command {
 	var (
 		list, getDefault, setup, status, markGood bool
-		setDefault, next                          string
+		setDefault, next, syncKernel, removed     string
 	)
 	c := &cobra.Command{
-		Use:   "boot (--list | --get-default | --set-default LAYER | --next LAYER | --status | --setup | --mark-good)",
+		Use:   "boot (--list | --get-default | --set-default LAYER | --next LAYER | --status | --setup | --mark-good | --sync-kernel[=VERSION] | --kernel-removed VERSION)",
 		Short: "Choose which layer boots",
 		Example: `  imgbase boot --list                    # * marks the default
   imgbase boot --get-default
   imgbase boot --set-default Base-1-0+1
   imgbase boot --next Base-2-0+1         # the next boot only
-  imgbase boot --status                  # what boots, what is on trial, what happened at past boots`,
+  imgbase boot --status                  # what boots, what is on trial, what happened at past boots
+  imgbase boot --sync-kernel             # after a kernel or initramfs change in this layer (the kernel hooks run it)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if countTrue(list, getDefault, setup, status, markGood, setDefault != "", next != "") != 1 {
-				return usagef("say one of --list, --get-default, --set-default, --next, --status, --setup or --mark-good; see 'imgbase boot --help'")
+			if countTrue(list, getDefault, setup, status, markGood, setDefault != "", next != "", syncKernel != "", removed != "") != 1 {
+				return usagef("say one of --list, --get-default, --set-default, --next, --status, --setup, --mark-good, --sync-kernel or --kernel-removed; see 'imgbase boot --help'")
+			}
+			if syncKernel != "" || removed != "" {
+				version := removed
+				if syncKernel != "" && syncKernel != newestKernel {
+					version = syncKernel
+				}
+				return a.syncKernel(cmd.Context(), version, removed != "")
 			}
 			mutating := setup || markGood || setDefault != "" || next != ""
 			s, err := a.open(cmd.Context(), mutating)
@@ -127,8 +140,58 @@ func (a *app) bootCommand() *cobra.Command {
 	f.BoolVar(&status, "status", false, "say what boots, what is on trial, and what happened at past boots")
 	f.BoolVar(&setup, "setup", false, "(re)wire the boot loader to read imgbase's entries")
 	f.BoolVar(&markGood, "mark-good", false, "mark this boot good (run by imgbase-boot-success.service)")
+	f.StringVar(&syncKernel, "sync-kernel", "", "copy the running layer's newest kernel (or `VERSION`, which a kernel hook names) and its initramfs from /boot to the layer's entry (run by the kernel and initramfs hooks)")
+	f.Lookup("sync-kernel").NoOptDefVal = newestKernel
+	f.StringVar(&removed, "kernel-removed", "", "kernel `VERSION` was removed from the running layer: its entry boots the newest one left (run by the kernel hook)")
 	a.completeFlags(c, layers, "set-default", "next")
 	return c
+}
+
+// newestKernel is --sync-kernel without a version.
+const newestKernel = "newest"
+
+// syncKernel runs from the distribution's kernel and initramfs hooks, on
+// any machine with the package installed: before it opens anything it
+// makes sure there is a layer to follow, and says why not otherwise (a
+// hook that fails would fail the kernel package's installation).
+func (a *app) syncKernel(ctx context.Context, version string, removed bool) error {
+	if strings.ContainsAny(version, "/ ") || strings.HasPrefix(version, ".") {
+		return usagef("cannot sync kernel %q: not a kernel version", version)
+	}
+	root := "/"
+	if a.env != nil {
+		root = a.env.Root
+	} else if host.Chrooted() {
+		a.printf("imgbase: running in a chroot; no boot entry to follow the kernel change\n")
+		return nil
+	}
+	data, err := os.ReadFile(filepath.Join(root, "proc/cmdline"))
+	if err != nil || !slices.ContainsFunc(strings.Fields(string(data)), func(s string) bool { return strings.HasPrefix(s, "img.bootid=") }) {
+		a.printf("imgbase: this system was not booted from an imgbase layer (no img.bootid= on the kernel command line); no boot entry to follow the kernel change\n")
+		return nil
+	}
+	s, err := a.open(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	res, err := s.host.SyncKernel(ctx, s.boot, version, removed)
+	if errors.Is(err, host.ErrNotOnLayer) {
+		a.printf("imgbase: the root filesystem is not an imgbase layer; no boot entry to follow the kernel change\n")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if a.json {
+		return a.printJSON(res)
+	}
+	if res.Changed {
+		a.printf("%s boots kernel %s from /boot/%s/ now: %s\n", res.Layer, res.To, res.Layer, res.Reason)
+	} else {
+		a.printf("%s keeps booting kernel %s: %s\n", res.Layer, res.To, res.Reason)
+	}
+	return nil
 }
 
 // requireLayer refuses a name that is not a layer of the layout.

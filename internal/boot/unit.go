@@ -36,7 +36,7 @@ func UnitPaths() []string {
 	for _, name := range unitNames {
 		out = append(out, unitPath(name), wantsPath(name))
 	}
-	return out
+	return append(out, HookPaths()...)
 }
 
 func unitPath(name string) string { return filepath.Join("etc/systemd/system", name) }
@@ -66,16 +66,18 @@ func ShipsUnits(root string) bool {
 
 // InstallUnits installs and enables imgbase's units in the root directory
 // of a layer whose image does not ship them, so that a trial boot of that
-// layer can succeed and an interrupted update is dealt with. bin is the
-// absolute path, inside the layer, of the imgbase the units run. dry, when
-// set, receives what would be written instead.
+// layer can succeed and an interrupted update is dealt with, and the
+// package's kernel, initramfs and grub.d hooks, so that a kernel changed in
+// the layer, or update-grub run there, keeps its entry and the menu. bin
+// is the absolute path, inside the layer, of the imgbase they run. dry,
+// when set, receives what would be written instead.
 func InstallUnits(root, bin string, dry func(string)) error {
 	for _, name := range unitNames {
 		if err := installUnit(root, name, bin, dry); err != nil {
 			return err
 		}
 	}
-	return nil
+	return installHooks(root, bin, dry)
 }
 
 // UnitFile returns a unit's content with ExecStart naming bin.

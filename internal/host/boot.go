@@ -164,3 +164,9 @@ func (h *Host) bootReady() error {
 	}
 	return nil
 }
+
+// KernelCmdline is what the layer's /etc/kernel/cmdline holds (see
+// boot.Manager.KernelCmdline).
+func (b BootManager) KernelCmdline(vg, lv, layer string) string {
+	return b.M.KernelCmdline(vg, lv, layer)
+}

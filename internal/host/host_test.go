@@ -656,3 +656,29 @@ func TestInitMakesTheBaseCleanAndSeeded(t *testing.T) {
 		"umount " + mnt,
 	})
 }
+
+// cmdlineBoot is a fakeBoot that knows a layer's kernel command line.
+type cmdlineBoot struct{ fakeBoot }
+
+func (cmdlineBoot) KernelCmdline(vg, lv, layer string) string {
+	return "root=/dev/" + vg + "/" + lv + " img.bootid=" + layer + "\n"
+}
+
+// kernel-install inside a layer writes an entry from /etc/kernel/cmdline:
+// copied from the running layer, it would boot that one.
+func TestAddLayerWritesItsKernelCmdline(t *testing.T) {
+	f := newFixture(t, "running", 254, 5)
+	fstab := f.layerFstab(t, "Base-2-0+2", "")
+	p := filepath.Join(filepath.Dir(fstab), "kernel/cmdline")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(p, []byte("root=/dev/HostVG/Base-2-0+1 img.bootid=Base-2-0+1\n"), 0o644)
+	f.h.Boot = &cmdlineBoot{}
+	if _, err := f.h.AddLayer(context.Background(), "Base-2-0+1"); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(p); string(data) != "root=/dev/HostVG/Base-2-0+2 img.bootid=Base-2-0+2\n" {
+		t.Errorf("/etc/kernel/cmdline of the new layer: %q", data)
+	}
+}

@@ -283,6 +283,9 @@ func (h *Host) editLayer(ctx context.Context, t *layout.Tree, base *layout.Base,
 	if err := h.installUnits(mnt); err != nil {
 		return err
 	}
+	if err := h.writeKernelCmdline(t, name, mnt); err != nil {
+		return err
+	}
 	if setup.noBoot {
 		return nil
 	}
@@ -290,6 +293,25 @@ func (h *Host) editLayer(ctx context.Context, t *layout.Tree, base *layout.Base,
 		Name: name, Base: base.Name(), VG: t.VG, Dev: dev, Mnt: mnt,
 		Latest: base == t.LatestBase(), Try: setup.try,
 	})
+}
+
+// writeKernelCmdline names the layer in its /etc/kernel/cmdline: copied
+// from the running layer (or absent in the image), it would make
+// kernel-install inside the layer write an entry booting another LV.
+func (h *Host) writeKernelCmdline(t *layout.Tree, name, mnt string) error {
+	kc, ok := h.Boot.(interface {
+		KernelCmdline(vg, lv, layer string) string
+	})
+	if !ok {
+		return nil
+	}
+	p := filepath.Join(mnt, boot.KernelCmdlinePath)
+	if !h.Dry() {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return fmt.Errorf("cannot write the kernel command line of %s: %w", name, err)
+		}
+	}
+	return h.WriteFile(p, []byte(kc.KernelCmdline(t.VG, name, name)), 0o644, "")
 }
 
 // dropJournal removes the journal a snapshot of the running layer copied

@@ -53,6 +53,21 @@ func TestInstallUnitsRespectsThePackage(t *testing.T) {
 			if _, err := os.Lstat(filepath.Join(mnt, wants)); (err == nil) != (tc.wantExec != "") {
 				t.Errorf("%s exists: %v, want %v", wants, err == nil, tc.wantExec != "")
 			}
+			// The kernel hook runs the same imgbase as the units.
+			hook, err := os.ReadFile(filepath.Join(mnt, "etc/kernel/postinst.d/zz-imgbase"))
+			if tc.wantExec == "" {
+				if err == nil {
+					t.Errorf("a kernel hook written into an image that ships the package")
+				}
+			} else {
+				bin := strings.Fields(strings.TrimPrefix(tc.wantExec, "ExecStart="))[0]
+				if !strings.Contains(string(hook), "exec "+bin+" boot --sync-kernel=") || strings.Contains(string(hook), "/usr/sbin/imgbase") != (bin == "/usr/sbin/imgbase") {
+					t.Errorf("the kernel hook does not run %s:\n%s", bin, hook)
+				}
+				if st, err := os.Stat(filepath.Join(mnt, "etc/grub.d/15_imgbase")); err != nil || st.Mode().Perm() != 0o755 {
+					t.Errorf("/etc/grub.d/15_imgbase: %v %v", st, err)
+				}
+			}
 			_, err = os.Stat(filepath.Join(mnt, "usr/local/sbin/imgbase"))
 			if (err == nil) != tc.wantCopy {
 				t.Errorf("copy of imgbase in /usr/local/sbin: %v, want %v", err == nil, tc.wantCopy)

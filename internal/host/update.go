@@ -291,7 +291,8 @@ func (h *Host) mergeEtc(ctx context.Context, t *layout.Tree, oldMnt, mnt string)
 	roots := migrate.Roots{OldBase: oldMnt, Running: h.Root, New: mnt, Snapshot: true,
 		FstabOwned: h.fstabOwned(t)}
 	if h.Boot != nil {
-		roots.Owned = boot.UnitPaths() // installed into the layer afresh
+		// Installed into the layer afresh.
+		roots.Owned = append(boot.UnitPaths(), boot.KernelCmdlinePath)
 	}
 	rep, err := migrate.Etc(ctx, roots, h.Log)
 	if err != nil {

@@ -36,7 +36,8 @@ cleanup() {
 trap cleanup EXIT
 
 # --- the files each package ships -----------------------------------------
-common='/etc/imgbased.conf
+common='/etc/grub.d/15_imgbase
+/etc/imgbased.conf
 /usr/lib/systemd/system-preset/80-imgbase.preset
 /usr/lib/systemd/system/imgbase-boot-success.service
 /usr/lib/systemd/system/imgbase-recover.service
@@ -52,7 +53,11 @@ man=$(grep '^/usr/share/man/man8/' <<<"$debfiles" || true)
 for page in imgbase.8.gz imgbase-update.8.gz imgbase-layer.8.gz; do
 	grep -qx "/usr/share/man/man8/$page" <<<"$man" || fail "$deb has no man page $page"
 done
+debhooks='/etc/initramfs/post-update.d/imgbase
+/etc/kernel/postinst.d/zz-imgbase
+/etc/kernel/postrm.d/zz-imgbase'
 same "$deb file list" "$(sort <<<"$common
+$debhooks
 $man
 /usr/share/doc/imgbase/changelog.gz
 /usr/share/lintian/overrides/imgbase
@@ -72,7 +77,9 @@ Recommends: xfsprogs, grub-pc | grub-efi-amd64 | grub-efi-arm64 | systemd-boot" 
 	"$(for f in Version Architecture Maintainer Homepage Section Depends Recommends; do
 		v=$(field "$deb" $f); [ $f = Maintainer ] && [ -n "$v" ] && v=set; echo "$f: $v"; done)"
 same "$deb_arm architecture" arm64 "$(field "$deb_arm" Architecture)"
-same "$deb conffiles" /etc/imgbased.conf "$(dpkg-deb -I "$deb" conffiles)"
+same "$deb conffiles" "$(sort <<<"/etc/grub.d/15_imgbase
+/etc/imgbased.conf
+$debhooks")" "$(dpkg-deb -I "$deb" conffiles | sort)"
 ok ".deb control fields and conffiles"
 
 rpmfiles=$(rpm -qpl "$rpm" | sort)
@@ -93,7 +100,8 @@ e2fsprogs
 lvm2
 util-linux" "$(rpm -qp --requires "$rpm" | grep -v '^rpmlib(' | LC_ALL=C sort)"
 same "$rpm recommends" xfsprogs "$(rpm -qp --recommends "$rpm")"
-same "$rpm config files" "/etc/imgbased.conf cn" \
+same "$rpm config files" "/etc/grub.d/15_imgbase cn
+/etc/imgbased.conf cn" \
 	"$(rpm -qp --qf '[%{FILENAMES} %{FILEFLAGS:fflags}\n]' "$rpm" | grep '^/etc/')"
 scripts=$(rpm -qp --scripts "$rpm")
 grep -q 'systemctl --no-reload preset imgbase-recover.service imgbase-boot-success.service' <<<"$scripts" ||
@@ -189,7 +197,11 @@ in_root dpkg --remove imgbase >"$tmp/log" 2>&1 || { cat "$tmp/log" >&2; fail "dp
 # that a reinstall keeps what the admin chose; purge forgets it.
 dsh=/var/lib/systemd/deb-systemd-helper
 same "files left by dpkg --remove" "$(sort <<EOF
+/etc/grub.d/15_imgbase f 
 /etc/imgbased.conf f 
+/etc/initramfs/post-update.d/imgbase f 
+/etc/kernel/postinst.d/zz-imgbase f 
+/etc/kernel/postrm.d/zz-imgbase f 
 /etc/systemd/system/imgbase-boot-success.service l /dev/null
 /etc/systemd/system/imgbase-recover.service l /dev/null
 $wants/imgbase-boot-success.service l /lib/systemd/system/imgbase-boot-success.service

@@ -10,6 +10,7 @@ import (
 // The means for #4: after `imgbase layout --init` the guest boots into the
 // first layer (BootLayered's preparation rebooted after the init; this is
 // that layer's second boot), and a grubenv choice picks another entry.
+// Then kernelChangeInLayer: one more boot.
 func TestBootIntoLayer(t *testing.T) {
 	Parallel(t)
 	g := BootLayered(t)
@@ -31,4 +32,10 @@ func TestBootIntoLayer(t *testing.T) {
 	if b.LV != vg+"/"+layer {
 		t.Errorf("next_entry is one-shot, but the boot after it was %q (%s), want %s/%s", b.LV, b.Cmdline, vg, layer)
 	}
+
+	// #14 item 8: a kernel change inside the layer, another layer beside
+	// it whose files must not change.
+	g.WaitStarted()
+	g.Imgbase("layer", "--add")
+	kernelChangeInLayer(t, g, layer, []string{nvr1 + "+2"})
 }

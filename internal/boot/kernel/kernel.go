@@ -29,6 +29,16 @@ var initrdNames = []func(v string) string{
 	func(v string) string { return "initrd-" + v },             // dracut elsewhere (SUSE)
 }
 
+// InitrdNames returns the names an initramfs of version may have, in the
+// order they are tried.
+func InitrdNames(version string) []string {
+	var out []string
+	for _, f := range initrdNames {
+		out = append(out, f(version))
+	}
+	return out
+}
+
 // List returns every kernel in dir that has an initramfs, newest first.
 // Rescue kernels are skipped: they are not the layer's kernel.
 func List(dir string) ([]Kernel, error) {
