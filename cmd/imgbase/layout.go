@@ -30,9 +30,8 @@ func (a *app) layoutCommand() *cobra.Command {
 
 --free-space prints the thin pool's free space, one number. With --by-base it
 prints that same first line, then one row per base: the bytes the base maps
-in the pool, how many of them no other thin volume shares (EXCLUSIVE: what
-removing that base alone would give back) and how many it shares with its
-layers and the bases snapshotted from it (SHARED). A base made by a delta
+in the pool, how many of them no other thin volume maps (EXCLUSIVE) and how
+many it shares with its layers and the bases snapshotted from it (SHARED). A base made by a delta
 update, or one with layers, shares most of its blocks, so its EXCLUSIVE is
 small. The figures come from thin_ls (thin-provisioning-tools) reading a
 metadata snapshot of the pool, taken and released around it; without

@@ -9,7 +9,7 @@ import (
 )
 
 // BaseUsage is what a base maps in the pool. Exclusive bytes are mapped
-// by no other thin volume: what removing the base alone gives back. A
+// by no other thin volume (removing the base gives back at least those). A
 // base with layers or delta-made successors shares most of its blocks
 // with them, so its exclusive bytes are small even when it maps a whole
 // image.

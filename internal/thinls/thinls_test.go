@@ -40,6 +40,21 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// Real output of Debian bookworm's thin_ls 0.9.0 (thin_restore'd metadata:
+// device 1 maps 10 blocks of 64 KiB, device 12 shares 8 of them), with and
+// without --no-headers: columns padded, a trailing space on each line.
+func TestParseReal(t *testing.T) {
+	want := []Usage{{Dev: 1, Mapped: 655360, Exclusive: 131072, Shared: 524288}, {Dev: 12, Mapped: 786432, Exclusive: 262144, Shared: 524288}}
+	for _, out := range []string{
+		" 1 655360 131072 524288 \n12 786432 262144 524288 \n",
+		"DEV MAPPED_BYTES EXCLUSIVE_BYTES SHARED_BYTES \n  1       655360          131072       524288 \n 12       786432          262144       524288 \n",
+	} {
+		if got, err := Parse([]byte(out)); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("Parse(%q) = %+v, %v; want %+v", out, got, err, want)
+		}
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	for _, in := range []string{
 		"1 2 3\n",                      // a column missing
