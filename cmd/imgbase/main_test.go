@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -170,6 +171,69 @@ func TestListings(t *testing.T) {
 	}
 }
 
+// thin_ls's answer for testdata/running.json's thin ids (bases are 2, 5, 6).
+const thinLs = `1 4294967296 0 4294967296
+2 4294967296 65536 4294901760
+3 4294967296 1048576 4293918720
+4 4294967296 0 4294967296
+5 1073741824 1073741824 0
+6 1610612736 524288 1610088448
+7 1610612736 0 1610612736
+8 104857600 104857600 0
+`
+
+// --by-base keeps --free-space's first line (scripts read it with head -1)
+// and adds a table; it costs three processes (reserve, thin_ls, release).
+func TestFreeSpaceByBase(t *testing.T) {
+	c := newCLI(t, "running", 5)
+	c.rec.On("thin_ls ", thinLs, nil)
+	code, out, stderr := c.run(t, "layout --free-space --by-base --units m")
+	want := "6144M\n" +
+		"BASE       MAPPED  EXCLUSIVE  SHARED\n" +
+		"Base-1-0    4096M         0M   4095M\n" +
+		"Base-2-0    1536M         0M   1535M\n" +
+		"Base-10-0   1024M      1024M      0M\n"
+	if code != 0 || out != want {
+		t.Errorf("layout --free-space --by-base --units m: %d %s\n%s\nwant\n%s", code, stderr, out, want)
+	}
+	if n := len(c.rec.Lines()); n != 4 {
+		t.Errorf("ran %d processes, want 4: %q", n, c.rec.Lines())
+	}
+	if m := c.rec.Mutations(); len(m) != 0 {
+		t.Errorf("ran mutating commands %v", m)
+	}
+
+	code, out, _ = c.run(t, "--json layout --free-space --by-base")
+	var j struct {
+		Free  uint64 `json:"free"`
+		Bases []struct {
+			Base                      string
+			Mapped, Exclusive, Shared uint64
+		} `json:"bases"`
+	}
+	if err := json.Unmarshal([]byte(out), &j); code != 0 || err != nil || j.Free != 6<<30 || len(j.Bases) != 3 ||
+		j.Bases[2].Base != "Base-10-0" || j.Bases[2].Exclusive != 1<<30 || j.Bases[0].Shared != 4294901760 {
+		t.Errorf("--json layout --free-space --by-base: %d %v %s", code, err, out)
+	}
+	// Without --by-base, --json stays as it was: no thin_ls.
+	c.rec.Calls = nil
+	if code, out, _ := c.run(t, "--json layout --free-space"); code != 0 || strings.Contains(out, "bases") || c.rec.Count("thin_ls", "dmsetup") != 0 {
+		t.Errorf("--json layout --free-space: %d %s %q", code, out, c.rec.Lines())
+	}
+}
+
+func TestFreeSpaceByBaseWithoutThinLs(t *testing.T) {
+	c := newCLI(t, "running", 5)
+	c.rec.On("thin_ls ", "", &command.Error{Argv: []string{"thin_ls"}, ExitCode: -1, Err: exec.ErrNotFound})
+	code, out, stderr := c.run(t, "layout --free-space --by-base")
+	if code != 1 || out != "" || !strings.Contains(stderr, "cannot tell what each base holds exclusively: thin_ls is not installed (install thin-provisioning-tools)") {
+		t.Errorf("without thin_ls: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	if l := c.rec.Lines(); l[len(l)-1] != "dmsetup message HostVG-pool00-tpool 0 release_metadata_snap" {
+		t.Errorf("the metadata snapshot is not released last: %q", l)
+	}
+}
+
 func TestExitCodesAndRefusals(t *testing.T) {
 	for _, tc := range []struct {
 		line string
@@ -184,6 +248,8 @@ func TestExitCodesAndRefusals(t *testing.T) {
 		{"base --add Base-3-0 --size 1Q", 2, "cannot read size"},
 		{"layer --add --remove Base-1-0+2", 2, "say one of"},
 		{"layout --units q --free-space", 2, "unknown unit"},
+		{"layout --by-base", 2, "goes with --free-space"},
+		{"layout --bases --by-base", 2, "goes with --free-space"},
 		{"layer --remove Base-1-0+1", 1, "running layer"},
 		{"base --remove Base-1-0", 1, "running layer"},
 		{"layer --remove Nope-1-0+1", 1, "no such layer"},

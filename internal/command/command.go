@@ -90,6 +90,8 @@ func packageOf(tool string) string {
 		return "systemd"
 	case strings.HasPrefix(tool, "grub"):
 		return "GRUB's tools"
+	case strings.HasPrefix(tool, "thin_"):
+		return "thin-provisioning-tools"
 	case strings.HasPrefix(tool, "unsquashfs"), strings.HasPrefix(tool, "mksquashfs"):
 		return "squashfs-tools"
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/imgbase/imgbase/internal/system"
 )
 
-const lvsLine = "lvs --reportformat json --units b --nosuffix -o vg_name,lv_name,lv_path,lv_attr,lv_size,lv_tags,origin,pool_lv,data_percent,metadata_percent,lv_metadata_size,chunk_size,lv_kernel_major,lv_kernel_minor,vg_tags,vg_size,vg_free"
+const lvsLine = "lvs --reportformat json --units b --nosuffix -o vg_name,lv_name,lv_path,lv_attr,lv_size,lv_tags,origin,pool_lv,data_percent,metadata_percent,lv_metadata_size,chunk_size,lv_kernel_major,lv_kernel_minor,vg_tags,vg_size,vg_free,thin_id"
 
 type fixture struct {
 	h   *Host

@@ -26,7 +26,7 @@ var ReportFields = []string{
 	"vg_name", "lv_name", "lv_path", "lv_attr", "lv_size", "lv_tags",
 	"origin", "pool_lv", "data_percent", "metadata_percent",
 	"lv_metadata_size", "chunk_size", "lv_kernel_major", "lv_kernel_minor",
-	"vg_tags", "vg_size", "vg_free",
+	"vg_tags", "vg_size", "vg_free", "thin_id",
 }
 
 // LV is one row of the lvs report.
@@ -47,6 +47,9 @@ type LV struct {
 	VGTags       []string
 	VGSize       uint64
 	VGFree       uint64
+	// ThinID is a thin volume's device id in its pool (what thin_ls
+	// calls DEV); -1 for other LVs.
+	ThinID int64
 }
 
 // rawLV mirrors lvs' JSON: every value is a string.
@@ -68,6 +71,7 @@ type rawLV struct {
 	VGTags       string `json:"vg_tags"`
 	VGSize       string `json:"vg_size"`
 	VGFree       string `json:"vg_free"`
+	ThinID       string `json:"thin_id"`
 }
 
 type rawReport struct {
@@ -164,6 +168,15 @@ func (r rawLV) decode() (LV, error) {
 	pct("metadata_percent", r.MetaPercent, &lv.MetaPercent)
 	dev("lv_kernel_major", r.Major, &lv.Major)
 	dev("lv_kernel_minor", r.Minor, &lv.Minor)
+	lv.ThinID = -1
+	if err == nil && r.ThinID != "" {
+		var n uint64
+		if n, err = strconv.ParseUint(r.ThinID, 10, 24); err != nil {
+			err = &DecodeError{Field: "thin_id", Value: r.ThinID, Err: err}
+		} else {
+			lv.ThinID = int64(n)
+		}
+	}
 	return lv, err
 }
 

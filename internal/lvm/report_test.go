@@ -3,6 +3,7 @@ package lvm
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 )
 
@@ -66,12 +67,31 @@ func TestDecodeFields(t *testing.T) {
 	}
 }
 
+// thin_id is what maps thin_ls's device ids to LVs: a number for a thin
+// volume, empty for the pool and other LVs (and for reports without it).
+func TestDecodeThinID(t *testing.T) {
+	lvs, err := Decode([]byte(`{"report":[{"lv":[{"lv_name":"a","thin_id":"7"},{"lv_name":"pool","thin_id":""},{"lv_name":"old"},{"lv_name":"b","thin_id":"16777215"}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	for _, lv := range lvs {
+		got = append(got, lv.ThinID)
+	}
+	if want := []int64{7, -1, -1, 1<<24 - 1}; !reflect.DeepEqual(got, want) {
+		t.Errorf("thin ids %v, want %v", got, want)
+	}
+}
+
 func TestDecodeErrors(t *testing.T) {
 	for _, in := range []string{
 		``, `{`, `{"report":[{"lv":[{"lv_name":""}]}]}`,
 		`{"report":[{"lv":[{"lv_name":"a","lv_size":"12x"}]}]}`,
 		`{"report":[{"lv":[{"lv_name":"a","data_percent":"101"}]}]}`,
 		`{"report":[{"lv":[{"lv_name":"a","lv_kernel_major":"q"}]}]}`,
+		`{"report":[{"lv":[{"lv_name":"a","thin_id":"x"}]}]}`,
+		`{"report":[{"lv":[{"lv_name":"a","thin_id":"-1"}]}]}`,
+		`{"report":[{"lv":[{"lv_name":"a","thin_id":"16777216"}]}]}`,
 	} {
 		if _, err := Decode([]byte(in)); err == nil {
 			t.Errorf("Decode(%q) succeeded", in)

@@ -29,6 +29,25 @@ stage() {
 		chroot "$root" dpkg -i /tmp/hello.deb >&2
 		rm -f "$root/tmp/hello.deb"
 	fi
+	if [ "$ver" = 3.0 ]; then
+		# Version 3 against 2, for the delta tests: a directory deleted, a
+		# regular file turned into a symlink, and a changed kernel.
+		rm -rf "$root/usr/share/bash-completion"
+		mv "$root/etc/imgbase-test.conf" "$root/usr/share/imgbase-test/imgbase-test.conf"
+		ln -s ../usr/share/imgbase-test/imgbase-test.conf "$root/etc/imgbase-test.conf"
+		# The same vmlinuz with an initramfs that carries one more file: the
+		# kernel unpacks concatenated archives (compressed or not, each
+		# starting 4-byte aligned), so v3's trial boot proves the changed
+		# initramfs boots without building a second kernel.
+		local initrd cpiodir
+		initrd=$(echo "$root"/boot/initrd.img-*)
+		[ -f "$initrd" ] || die "stage: no initramfs in $root/boot"
+		truncate -s %4 "$initrd"
+		cpiodir=$(mktemp -d)
+		echo "imgbase-test $ver" >"$cpiodir/imgbase-test-initrd"
+		(cd "$cpiodir" && echo imgbase-test-initrd | cpio -o -H newc --quiet) >>"$initrd"
+		rm -rf "$cpiodir"
+	fi
 }
 
 # mkext4 DIR IMG SIZE: an ext4 image of DIR; metadata_csum_seed makes a

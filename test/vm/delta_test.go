@@ -3,30 +3,40 @@
 package vm
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 )
 
-// Issue #12 on one guest: v1 → v2 by delta. The host's own base is not
-// v1.img's tree (its /boot is empty), so v1.img is installed first as a
-// base by a full write, and v2 is a delta from it. The delta-made base
-// verifies against its manifest, holds the same tree as a full install of
-// v2.img, and its layer's trial boot works. A delta killed (SIGKILL) while
-// it syncs and then recovered leaves its predecessor unchanged (its
-// manifest verifies) and no LV behind. Rolling back to the first layer
-// still boots.
-// Boots: the first, into the first layer, into v2's layer, the rollback.
+// Issue #12 on one guest: v1 → v2 by delta, then v2 → v3 (a directory
+// deleted, a file turned into a symlink, a changed initramfs) and v3 → v2
+// again (going back), each by delta. The host's own base is not v1.img's
+// tree (its /boot is empty), so v1.img is installed first as a base by a
+// full write, and v2 is a delta from it. After each delta the new base
+// verifies against its manifest and holds the same tree as a full install
+// of the same image; the trial boots of v2's and v3's layers work (v3's
+// with its own initramfs). A delta killed (SIGKILL) while it syncs and
+// then recovered leaves its predecessor unchanged (its manifest verifies)
+// and no LV behind. layout --free-space --by-base shows the delta-made
+// bases holding next to nothing exclusively, a fully written one a whole
+// image. Rolling back to the first layer still boots.
+// Boots: the first (the prepared host, in its first layer), into v2's
+// layer, into v3's layer, the rollback.
 func TestDeltaUpdate(t *testing.T) {
 	Parallel(t)
 	g := BootLayered(t)
 	const (
 		v1img   = PayloadDir + "/v1.img"
+		v3img   = PayloadDir + "/v3.img"
 		v1base  = "imgbase-test-1.0-2" // v1.img by a full write
 		fullv2  = "imgbase-test-2.0-9" // v2.img by a full write, to compare with
 		killed3 = "imgbase-test-1.0-3" // the delta killed half-way
+		nvr3    = "imgbase-test-3.0-1" // v3.img by delta from nvr2
+		fullv3  = "imgbase-test-3.0-9" // v3.img by a full write, to compare with
+		back2   = "imgbase-test-2.0-4" // v2.img again, by delta from nvr3
 	)
-	l1, v2layer := FirstLayer, nvr2+"+1"
+	l1, v2layer, v3layer := FirstLayer, nvr2+"+1", nvr3+"+1"
 	g.WaitStarted()
 	// Every base is kept: garbage collection is not what is tested here.
 	g.MustShell("mkdir -p /etc/imgbased.conf.d && printf '[update]\nimages_to_keep = 9\n' >/etc/imgbased.conf.d/keep.conf")
@@ -41,7 +51,7 @@ func TestDeltaUpdate(t *testing.T) {
 	}
 
 	r := g.ImgbaseResult("--debug", "update", "--from-base", v1base, v2img)
-	t.Logf("imgbase update --from-base %s %s: exit %d\n%s%s", v1base, v2img, r.ExitCode, r.Stdout, r.Stderr)
+	t.Logf("imgbase update --from-base %s %s: exit %d\n%s%s", v1base, v2img, r.ExitCode, r.Stdout, deltaLines(r.Stderr))
 	if r.ExitCode != 0 {
 		t.Fatalf("the delta update failed: exit %d", r.ExitCode)
 	}
@@ -61,11 +71,15 @@ func TestDeltaUpdate(t *testing.T) {
 	if a, b := uuid(nvr2), uuid(v1base); a == b || a == "" {
 		t.Errorf("the delta-made base's filesystem UUID %q is its predecessor's %q", a, b)
 	}
-	verify := g.ImgbaseResult("base", "--verify", nvr2)
-	t.Logf("imgbase base --verify %s: exit %d\n%s%s", nvr2, verify.ExitCode, verify.Stdout, verify.Stderr)
-	if verify.ExitCode != 0 || !strings.Contains(verify.Stdout, "matches its manifest") {
-		t.Errorf("base --verify of the delta-made base: exit %d, want 0", verify.ExitCode)
+	verifyClean := func(base string) {
+		t.Helper()
+		verify := g.ImgbaseResult("base", "--verify", base)
+		t.Logf("imgbase base --verify %s: exit %d\n%s%s", base, verify.ExitCode, verify.Stdout, verify.Stderr)
+		if verify.ExitCode != 0 || !strings.Contains(verify.Stdout, "matches its manifest") {
+			t.Errorf("base --verify of the delta-made base %s: exit %d, want 0", base, verify.ExitCode)
+		}
 	}
+	verifyClean(nvr2)
 
 	// The same tree as a full install of v2.img: every path's type, mode,
 	// owner, and for all but directories size, link count and target, and
@@ -74,7 +88,9 @@ func TestDeltaUpdate(t *testing.T) {
 	// manifest's directory).
 	out = g.Imgbase("base", "--add", "--full", fullv2, v2img)
 	t.Logf("imgbase base --add --full %s %s: %s", fullv2, v2img, out)
-	cmp := g.MustShell(fmt.Sprintf(`set -e
+	sameAsFull := func(delta, full string) {
+		t.Helper()
+		cmp := g.MustShell(fmt.Sprintf(`set -e
 for lv in %[2]s %[3]s; do
   lvchange -ay -K %[1]s/$lv; mkdir -p /run/imgbase-test/cmp/$lv
   mount -o ro,noload /dev/%[1]s/$lv /run/imgbase-test/cmp/$lv
@@ -90,12 +106,15 @@ grep -v ' is a \(character\|block\) special file while file .* is a \(character\
 [ -s diff.rest ] || echo "contents same"
 head -20 diff.rest
 for lv in %[2]s %[3]s; do umount /run/imgbase-test/cmp/$lv; lvchange -an %[1]s/$lv; done
-true`, vg, nvr2, fullv2))
-	t.Logf("delta-made %s vs full %s:\n%s", nvr2, fullv2, cmp)
-	if !strings.Contains(cmp, "listing same") || !strings.Contains(cmp, "contents same") {
-		t.Errorf("the delta-made base differs from a full install of the same image:\n%s", cmp)
+true`, vg, delta, full))
+		t.Logf("delta-made %s vs full %s:\n%s", delta, full, cmp)
+		if !strings.Contains(cmp, "listing same") || !strings.Contains(cmp, "contents same") {
+			t.Errorf("the delta-made base %s differs from %s, a full install of the same image:\n%s", delta, full, cmp)
+		}
 	}
-	g.Imgbase("base", "--remove", fullv2)
+	sameAsFull(nvr2, fullv2)
+	// fullv2 stays: v3 → v2 is compared with it too, and it is the fully
+	// written base of layout --free-space --by-base.
 
 	g.ExpectBooted(g.Reboot(), v2layer, "the delta update's trial boot")
 	if s := g.WaitStarted(); s != "active success" {
@@ -143,11 +162,141 @@ cat /var/lib/imgbase/journal.json || true`
 		}
 	})
 
-	out = g.Imgbase("rollback")
-	t.Logf("imgbase rollback: %s", out)
+	// v2 → v3 by delta from the running layer's base, whose manifest the
+	// delta reads.
+	r = g.ImgbaseResult("--debug", "update", v3img)
+	t.Logf("imgbase update %s: exit %d\n%s%s", v3img, r.ExitCode, r.Stdout, deltaLines(r.Stderr))
+	if r.ExitCode != 0 {
+		t.Fatalf("the delta update v2 → v3 failed: exit %d", r.ExitCode)
+	}
+	if !strings.Contains(r.Stdout, "delta from "+nvr2+": ") || !strings.Contains(r.Stdout, " removed, ") {
+		t.Errorf("the update to v3 does not report a delta from %s with its counts:\n%s", nvr2, r.Stdout)
+	}
+	lvs = g.LVs()
+	checkBase(t, lvs, nvr3)
+	checkLayer(t, lvs, v3layer, nvr3)
+	if o := lvs[nvr3].Origin; o != nvr2 {
+		t.Errorf("base %s has origin %q, want %s", nvr3, o, nvr2)
+	}
+	verifyClean(nvr3)
+	// What v3 changes, seen in the delta-made base, and its predecessor
+	// as it was: the test image must really carry the changes.
+	changes := g.MustShell(fmt.Sprintf(`for lv in %[2]s %[3]s; do
+  lvchange -ay -K %[1]s/$lv; mkdir -p /run/imgbase-test/v3/$lv; mount -o ro,noload /dev/%[1]s/$lv /run/imgbase-test/v3/$lv
+  cd /run/imgbase-test/v3/$lv
+  echo "$lv: bash-completion $(stat -c %%F usr/share/bash-completion 2>/dev/null || echo absent); conf $(stat -c %%F etc/imgbase-test.conf) $(readlink etc/imgbase-test.conf); initrd marker $(grep -ac imgbase-test-initrd boot/initrd.img-*)"
+  cd /; umount /run/imgbase-test/v3/$lv; lvchange -an %[1]s/$lv
+done`, vg, nvr2, nvr3))
+	t.Logf("v2 and v3 bases:\n%s", changes)
+	for _, want := range []string{
+		nvr2 + ": bash-completion directory; conf regular file ; initrd marker 0",
+		nvr3 + ": bash-completion absent; conf symbolic link ../usr/share/imgbase-test/imgbase-test.conf; initrd marker 1",
+	} {
+		if !strings.Contains(changes, want) {
+			t.Errorf("v2 → v3: want a line %q", want)
+		}
+	}
+	out = g.Imgbase("base", "--add", "--full", fullv3, v3img)
+	t.Logf("imgbase base --add --full %s %s: %s", fullv3, v3img, out)
+	sameAsFull(nvr3, fullv3)
+	g.Imgbase("base", "--remove", fullv3)
+
+	// v3's trial boot: its kernel is v2's vmlinuz with v3's initramfs.
+	g.ExpectBooted(g.Reboot(), v3layer, "the v2 → v3 delta update's trial boot")
+	if s := g.WaitStarted(); s != "active success" {
+		t.Errorf("imgbase-boot-success.service on v3's trial boot: %q, want active success", s)
+	}
+	kern := g.MustShell(fmt.Sprintf("cd /boot && grep -ac imgbase-test-initrd %s/initrd.img-* %s/initrd.img-* || true", v2layer, v3layer))
+	t.Logf("the initramfs marker in each layer's /boot (file:count):\n%s", kern)
+	marks := map[string]string{}
+	for _, l := range strings.Fields(kern) {
+		if f, n, ok := strings.Cut(l, ":"); ok {
+			marks[strings.Split(f, "/")[0]] = n
+		}
+	}
+	if marks[v2layer] != "0" || marks[v3layer] != "1" {
+		t.Errorf("want v3's layer booting v3's initramfs (with the marker) and v2's without:\n%s", kern)
+	}
+	if r := g.ImgbaseResult("check", "--deep"); r.ExitCode != 0 {
+		t.Errorf("imgbase check --deep on v3's layer: exit %d\n%s%s", r.ExitCode, r.Stdout, r.Stderr)
+	}
+
+	// v3 → v2 again, by delta from v3: the directory comes back, the
+	// symlink becomes a file again, the initramfs is v2's.
+	r = g.ImgbaseResult("--debug", "update", "--nvr", back2, v2img)
+	t.Logf("imgbase update --nvr %s %s: exit %d\n%s%s", back2, v2img, r.ExitCode, r.Stdout, deltaLines(r.Stderr))
+	if r.ExitCode != 0 {
+		t.Fatalf("the delta update v3 → v2 failed: exit %d", r.ExitCode)
+	}
+	if !strings.Contains(r.Stdout, "delta from "+nvr3+": ") || !strings.Contains(r.Stdout, " added, ") {
+		t.Errorf("the update back to v2 does not report a delta from %s with its counts:\n%s", nvr3, r.Stdout)
+	}
+	lvs = g.LVs()
+	checkBase(t, lvs, back2)
+	if o := lvs[back2].Origin; o != nvr3 {
+		t.Errorf("base %s has origin %q, want %s", back2, o, nvr3)
+	}
+	verifyClean(back2)
+	sameAsFull(back2, fullv2)
+
+	// What each base holds: the fully written v2 a whole image of its
+	// own, each delta-made base (and its layer) nearly nothing.
+	text := g.Imgbase("layout", "--free-space", "--by-base", "--units", "m")
+	t.Logf("imgbase layout --free-space --by-base --units m:\n%s", text)
+	if l := strings.SplitN(text, "\n", 3); len(l) < 3 || !strings.HasSuffix(l[0], "M") || !strings.HasPrefix(l[1], "BASE ") {
+		t.Errorf("layout --free-space --by-base: want the free space, then a table:\n%s", text)
+	}
+	var usage struct {
+		Free  uint64 `json:"free"`
+		Bases []struct {
+			Base                      string
+			Mapped, Exclusive, Shared uint64
+		} `json:"bases"`
+	}
+	if err := json.Unmarshal([]byte(g.Imgbase("--json", "layout", "--free-space", "--by-base")), &usage); err != nil {
+		t.Fatalf("layout --free-space --by-base --json: %v", err)
+	}
+	held := map[string][3]uint64{}
+	for _, b := range usage.Bases {
+		held[b.Base] = [3]uint64{b.Mapped, b.Exclusive, b.Shared}
+		t.Logf("base %-20s mapped %6.1f MiB, exclusive %6.1f MiB, shared %6.1f MiB", b.Base, mib(b.Mapped), mib(b.Exclusive), mib(b.Shared))
+	}
+	full := held[fullv2]
+	if full[1] < 300<<20 {
+		t.Errorf("the fully written base %s holds %.1f MiB exclusively, want most of a 657 MiB image", fullv2, mib(full[1]))
+	}
+	for _, d := range []string{nvr2, nvr3, back2} {
+		h, ok := held[d]
+		if !ok {
+			t.Errorf("layout --free-space --by-base lists no %s", d)
+			continue
+		}
+		if h[0] < 300<<20 || h[1]*10 > full[1] || h[1]+h[2] != h[0] {
+			t.Errorf("the delta-made base %s: mapped %d, exclusive %d, shared %d; want a whole tree mapped, less than a tenth of %s's %d exclusively", d, h[0], h[1], h[2], fullv2, full[1])
+		}
+	}
+	g.Imgbase("base", "--remove", fullv2)
+
+	// The newest layer (v2 again) has not booted; name the first.
+	out = g.Imgbase("rollback", "--to", l1)
+	t.Logf("imgbase rollback --to %s: %s", l1, out)
 	g.ExpectBooted(g.Reboot(), l1, "the rollback to the first layer")
 	g.WaitStarted()
 	if r := g.ImgbaseResult("check", "--deep"); r.ExitCode != 0 || !strings.Contains(r.Stdout, "has no manifest") {
 		t.Errorf("imgbase check --deep on the host's own base: exit %d, want 0 saying it has no manifest\n%s%s", r.ExitCode, r.Stdout, r.Stderr)
 	}
+}
+
+func mib(n uint64) float64 { return float64(n) / (1 << 20) }
+
+// deltaLines keeps, of an update's --debug trace, the delta's figures and
+// any warning or error: the whole trace is thousands of lines.
+func deltaLines(stderr string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.Contains(l, "msg=\"delta") || strings.Contains(l, "msg=\"tree synced\"") || strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
 }

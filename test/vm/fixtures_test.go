@@ -11,7 +11,7 @@ import (
 
 // lvsArgs is imgbase's own report command (internal/lvm.Client.Report).
 var lvsArgs = []string{"lvs", "--reportformat", "json", "--units", "b", "--nosuffix", "-o",
-	"vg_name,lv_name,lv_path,lv_attr,lv_size,lv_tags,origin,pool_lv,data_percent,metadata_percent,lv_metadata_size,chunk_size,lv_kernel_major,lv_kernel_minor,vg_tags,vg_size,vg_free"}
+	"vg_name,lv_name,lv_path,lv_attr,lv_size,lv_tags,origin,pool_lv,data_percent,metadata_percent,lv_metadata_size,chunk_size,lv_kernel_major,lv_kernel_minor,vg_tags,vg_size,vg_free,thin_id"}
 
 // TestRecordLVMFixtures regenerates internal/lvm/testdata/real-*.json, the
 // decoder's fixtures, from real lvm2 in a guest:
