@@ -24,6 +24,10 @@ const (
 	EnvKernel  = "IMGBASE_VM_KERNEL"  // the image's kernel, for the KVM probe
 	EnvDeb     = "IMGBASE_DEB"        // the imgbase .deb installed in each guest
 	EnvAccel   = "IMGBASE_VM_ACCEL"   // force "tcg" or "kvm"
+	// The UEFI host image (ESP at /boot/efi, systemd-boot) and OVMF.
+	EnvUEFIDisk = "IMGBASE_VM_UEFI_DISK"
+	EnvOVMFCode = "IMGBASE_VM_OVMF_CODE"
+	EnvOVMFVars = "IMGBASE_VM_OVMF_VARS"
 )
 
 // PayloadDir is where Boot mounts the payload disk in the guest.
@@ -87,12 +91,29 @@ func Boot(t testing.TB) *Guest {
 	return boot(t, "")
 }
 
+// BootUEFI is Boot for the UEFI host image: OVMF, GPT, the ESP at
+// /boot/efi, systemd-boot.
+func BootUEFI(t testing.TB) *Guest {
+	t.Helper()
+	for _, v := range []string{EnvUEFIDisk, EnvOVMFCode, EnvOVMFVars} {
+		if os.Getenv(v) == "" {
+			t.Skipf("%s not set: run the VM tests with `make check`", v)
+		}
+	}
+	return bootDisk(t, os.Getenv(EnvUEFIDisk), "", &Firmware{Code: os.Getenv(EnvOVMFCode), Vars: os.Getenv(EnvOVMFVars)})
+}
+
 func boot(t testing.TB, cache string) *Guest {
 	t.Helper()
 	disk := os.Getenv(EnvDisk)
 	if disk == "" {
 		t.Skipf("%s not set: run the VM tests with `make check`", EnvDisk)
 	}
+	return bootDisk(t, disk, cache, nil)
+}
+
+func bootDisk(t testing.TB, disk, cache string, uefi *Firmware) *Guest {
+	t.Helper()
 	// A short directory: unix socket paths are limited to 108 bytes.
 	dir, err := os.MkdirTemp("", "imgbase-vm-")
 	if err != nil {
@@ -100,7 +121,7 @@ func boot(t testing.TB, cache string) *Guest {
 	}
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	start := time.Now()
-	m, err := Start(Options{Disk: disk, Payload: os.Getenv(EnvPayload), Accel: Accel(), Dir: dir, Logger: logger, Cache: cache})
+	m, err := Start(Options{Disk: disk, Payload: os.Getenv(EnvPayload), Accel: Accel(), Dir: dir, Logger: logger, Cache: cache, UEFI: uefi})
 	if err != nil {
 		t.Fatal(err)
 	}
