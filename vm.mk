@@ -24,7 +24,8 @@ runtime-layout.squash:
 check: package vm-check
 
 # check-long: the VM tests too long for CI's hour (IMGBASE_LONG=1: e.g.
-# TestPowerCut's twelve power cuts, about 30 minutes on its own).
+# TestPowerCut's twelve power cuts, about 30 minutes on its own; TestUEFISystemdBoot,
+# about 11 minutes, on the UEFI image that build.sh all then builds too).
 check-long: package
 	@IMGBASE_LONG=1 $(MAKE) --no-print-directory vm-check VM_TEST_TIMEOUT=$(VM_LONG_TIMEOUT)
 

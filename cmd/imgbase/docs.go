@@ -134,7 +134,7 @@ var manFiles = []manFile{
 		[]string{"imgbase", "base", "update"}},
 	{"/etc/imgbased/hooks.d/", "Hooks run before (`pre-EVENT/`) and after (`post-EVENT/`) base-add, base-remove, layer-add, layer-remove and update.",
 		[]string{"imgbase", "base", "layer", "update"}},
-	{"/boot/loader/entries/", "One boot entry per layer; the kernel and initramfs are in /boot/LAYER/.",
+	{"/boot/loader/entries/", "One boot entry per layer; the kernel and initramfs are in /boot/LAYER/. With systemd-boot both are on the partition it reads: XBOOTLDR at /boot, else the ESP (/efi, /boot or /boot/efi), with loader/loader.conf on the ESP.",
 		[]string{"imgbase", "layer", "update", "boot", "rollback", "check", "recover"}},
 }
 

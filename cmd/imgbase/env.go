@@ -81,7 +81,8 @@ func (a *app) open(ctx context.Context, mutating bool) (*session, error) {
 		DirectMount: env.Root == "/",
 	}}
 	bootDir := filepath.Join(env.Root, "boot")
-	bm := boot.New(bootDir, log)
+	places := boot.Locate(env.Root, h.BootMounts(ctx))
+	bm := boot.NewAt(places, log)
 	bm.Run = runner
 	if env.Root == "/" {
 		bm.BootFS = func(dir string) (string, string, bool) {
@@ -90,7 +91,13 @@ func (a *app) open(ctx context.Context, mutating bool) (*session, error) {
 		}
 	}
 	bm.Less = layerLess
-	bm.Guard = h.BootGuard("/boot")
+	// The guard watches where the entries are ("/boot", "/boot/efi",
+	// "/efi"), as the running system sees it.
+	rel, err := filepath.Rel(env.Root, places.Boot)
+	if err != nil {
+		rel = "boot"
+	}
+	bm.Guard = h.BootGuard(filepath.Join("/", rel))
 	if a.dry {
 		bm.Dry = a.stdout
 	}

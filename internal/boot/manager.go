@@ -2,7 +2,9 @@
 //
 // Vocabulary: a layer (e.g. "Base-1-0+1") boots through one entry, a BLS
 // Type #1 file in <boot>/loader/entries, the source of truth; its kernel and
-// initramfs are copied to <boot>/<layer>/. The loader is what reads the
+// initramfs are copied to <boot>/<layer>/. <boot> is /boot for GRUB; for
+// systemd-boot it is the XBOOTLDR partition or else the ESP (see Locate),
+// and loader.conf is on the ESP. The loader is what reads the
 // entries: GRUB with blscfg reads them itself, GRUB without blscfg gets a
 // menu rendered from them into <grub>/imgbase.cfg, which grub.cfg sources
 // (Setup wires that once), systemd-boot reads them as they are. An entry's
@@ -17,7 +19,7 @@
 //
 // Lifecycle: New detects the loader; Setup wires it; AddLayer/RemoveLayer
 // follow the layers; SetDefault, SetNext, Rollback select; MarkGood runs at
-// every boot; Check and Recover repair drift. /boot is a separate partition
+// every boot; Check and Recover repair drift. <boot> is a separate partition
 // mounted at the Manager's Boot, so paths in entries are relative to it.
 //
 // What the initramfs needs to activate a layer (options written by AddLayer:
@@ -73,16 +75,19 @@ func (l Loader) String() string {
 }
 
 // ErrNoLoader is returned by selection when no boot loader was detected.
-var ErrNoLoader = errors.New("no supported boot loader found in /boot")
+var ErrNoLoader = errors.New("no supported boot loader found (GRUB in /boot, or systemd-boot on an ESP mounted at /efi, /boot or /boot/efi)")
 
 // ErrNoEntry is returned for a layer that has no boot entry.
 var ErrNoEntry = errors.New("layer has no boot entry")
 
 // Manager manages the entries and the selection under one /boot.
 type Manager struct {
-	// Boot is the mount point of the boot partition (or the ESP for
-	// systemd-boot).
-	Boot   string
+	// Boot is the mount point of the partition holding the entries and
+	// the layers' kernels: /boot for GRUB; XBOOTLDR or else the ESP for
+	// systemd-boot.
+	Boot string
+	// ESP is where systemd-boot's loader/loader.conf is; Boot when empty.
+	ESP    string
 	Loader Loader
 	// GrubDir is the GRUB directory (Boot/grub or Boot/grub2) for the GRUB
 	// loaders.
@@ -126,10 +131,19 @@ func New(bootDir string, log *slog.Logger) *Manager {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	loader, grubDir := Detect(bootDir)
+	return NewAt(Places{Loader: loader, GrubDir: grubDir, Boot: bootDir}, log)
+}
+
+// NewAt returns a Manager for the places Locate found.
+func NewAt(p Places, log *slog.Logger) *Manager {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	return &Manager{
-		Boot:       bootDir,
-		Loader:     loader,
-		GrubDir:    grubDir,
+		Boot:       p.Boot,
+		ESP:        p.ESP,
+		Loader:     p.Loader,
+		GrubDir:    p.GrubDir,
 		Log:        log,
 		Run:        command.Exec{Log: log},
 		Files:      Disk{},
@@ -189,7 +203,13 @@ func resolved(p string) string {
 	return p
 }
 
-func (m *Manager) loaderConf() string { return filepath.Join(m.Boot, "loader", "loader.conf") }
+func (m *Manager) loaderConf() string {
+	esp := m.ESP
+	if esp == "" {
+		esp = m.Boot
+	}
+	return filepath.Join(esp, "loader", "loader.conf")
+}
 func (m *Manager) statusPath() string { return filepath.Join(m.Boot, "loader", "imgbase-status.json") }
 
 // running returns the layer the system booted (img.bootid=), or "".

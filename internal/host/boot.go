@@ -68,6 +68,10 @@ func (b BootManager) Default() (string, error) {
 	return def, err
 }
 
+// FilesDir is where the entries and the layers' kernels are: /boot, or the
+// ESP or XBOOTLDR partition for systemd-boot.
+func (b BootManager) FilesDir() string { return b.M.Boot }
+
 // Ready says whether the boot entries can be read and written now.
 func (b BootManager) Ready() error { return b.M.Ready() }
 
@@ -154,6 +158,15 @@ func (h *Host) BootGuard(dir string) func() error {
 		}
 		return fmt.Errorf("cannot use the boot entries: %s is not mounted, so it is the layer's own directory, which the boot loader never reads; mount the boot partition ('mount %s', and give it a line in /etc/fstab) and try again", dir, dir)
 	}
+}
+
+// bootFilesDir is where the layers' kernels are copied (see
+// BootManager.FilesDir); /boot when the Booter does not say.
+func (h *Host) bootFilesDir() string {
+	if d, ok := h.Boot.(interface{ FilesDir() string }); ok {
+		return d.FilesDir()
+	}
+	return h.Path("boot")
 }
 
 // bootReady stops a verb before it changes anything when the boot entries

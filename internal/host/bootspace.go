@@ -17,14 +17,14 @@ import (
 // kernel's) stand in for them: one image's kernel is much like the next's.
 // When /boot cannot be measured nothing is refused for it.
 func (h *Host) bootSpace(t *layout.Tree) preflight.Boot {
-	u, err := h.FSUsage(h.Path("boot"))
+	u, err := h.FSUsage(h.bootFilesDir())
 	if err != nil {
 		h.Log.Debug("cannot measure /boot: not checking its space", "err", err)
 		return preflight.Boot{Free: 1 << 62}
 	}
 	need := int64(0)
 	if cur := h.CurrentLayer(t); cur != nil {
-		need = dirBytes(h.Path(filepath.Join("boot", cur.Name())), false)
+		need = dirBytes(filepath.Join(h.bootFilesDir(), cur.Name()), false)
 	}
 	if need == 0 {
 		need = h.runningKernelBytes()
@@ -54,7 +54,7 @@ func (h *Host) runningKernelBytes() int64 {
 func (h *Host) bootBytes(b *layout.Base) int64 {
 	var n int64
 	for _, l := range b.Layers {
-		n += dirBytes(h.Path(filepath.Join("boot", l.Name())), true)
+		n += dirBytes(filepath.Join(h.bootFilesDir(), l.Name()), true)
 	}
 	return n
 }

@@ -5,24 +5,30 @@
 #   rootfs      debootstrap the Debian root shared by every image
 #   agent       the static guest agent (test/vm/agent)
 #   image       the host disk image (thin LVM, GRUB); prints its path
+#   uefi-image  the UEFI host disk image (GPT, ESP at /boot/efi, systemd-boot)
 #   testimages  v1/v2 OS images (raw ext4 + squashfs) and the payload disk
 #   squash      runtime-layout.squash, size printed beside the raw image's
 #   ocipush     the static OCI pusher the guest pushes into its registry with
 #   registry    Debian's docker-registry package, for the guest's registry
-#   all         image, testimages, ocipush and registry
+#   all         image, testimages, ocipush and registry, and uefi-image with
+#               IMGBASE_LONG set (make check-long: its only test is a long one)
 #   keys        the input hashes the cache is keyed by
 # Each target prints KEY=path lines on stdout for the harness (env.sh).
 source "$(dirname "$0")/lib.sh"
 
-for f in stage.sh image.sh testimages.sh; do source "$HERE/$f"; done
+for f in stage.sh image.sh uefi.sh testimages.sh; do source "$HERE/$f"; done
 
 HOST_TOOLS="qemu-system-x86:qemu-system-x86_64 qemu-utils:qemu-img debootstrap:debootstrap cpio:cpio
-squashfs-tools:mksquashfs e2fsprogs:mke2fs xfsprogs:mkfs.xfs fdisk:sfdisk"
+squashfs-tools:mksquashfs e2fsprogs:mke2fs xfsprogs:mkfs.xfs fdisk:sfdisk
+ovmf:/usr/share/OVMF/OVMF_CODE_4M.fd"
 
 deps() {
 	local missing="" pair
 	for pair in $HOST_TOOLS; do
-		command -v "${pair#*:}" >/dev/null || missing="$missing ${pair%%:*}"
+		case ${pair#*:} in
+		/*) [ -e "${pair#*:}" ] ;;
+		*) command -v "${pair#*:}" >/dev/null ;;
+		esac || missing="$missing ${pair%%:*}"
 	done
 	[ -z "$missing" ] && return 0
 	step "installing host tools:$missing"
@@ -93,11 +99,12 @@ deps) deps ;;
 rootfs) rootfs ;;
 agent) agent; agent_bin ;;
 image) image ;;
+uefi-image) uefi_image ;;
 testimages) testimages ;;
 squash) squash ;;
 ocipush) ocipush ;;
 registry) registry ;;
-all) image; testimages; ocipush; registry ;;
-keys) echo "rootfs=$(rootfs_key) agent=$(agent_key) image=$(image_key) testimages=$(testimages_key)" ;;
-*) die "usage: build.sh deps|rootfs|agent|image|testimages|squash|all" ;;
+all) image; if [ -n "${IMGBASE_LONG:-}" ]; then uefi_image; fi; testimages; ocipush; registry ;;
+keys) echo "rootfs=$(rootfs_key) agent=$(agent_key) image=$(image_key) uefi-image=$(uefi_image_key) testimages=$(testimages_key)" ;;
+*) die "usage: build.sh deps|rootfs|agent|image|uefi-image|testimages|squash|ocipush|registry|all" ;;
 esac

@@ -28,6 +28,10 @@ const (
 	EnvKernel      = "IMGBASE_VM_KERNEL" // the image's kernel, for the KVM probe
 	EnvDeb         = "IMGBASE_DEB"       // the imgbase .deb installed in each guest
 	EnvAccel       = "IMGBASE_VM_ACCEL"  // force "tcg" or "kvm"
+	// The UEFI host image (ESP at /boot/efi, systemd-boot) and OVMF.
+	EnvUEFIDisk = "IMGBASE_VM_UEFI_DISK"
+	EnvOVMFCode = "IMGBASE_VM_OVMF_CODE"
+	EnvOVMFVars = "IMGBASE_VM_OVMF_VARS"
 )
 
 // PayloadDir is where Boot mounts the payload disk in the guest.
@@ -89,6 +93,18 @@ type Guest struct {
 func Boot(t testing.TB) *Guest {
 	t.Helper()
 	return boot(t, "")
+}
+
+// BootUEFI is Boot for the UEFI host image: OVMF, GPT, the ESP at
+// /boot/efi, systemd-boot.
+func BootUEFI(t testing.TB) *Guest {
+	t.Helper()
+	for _, v := range []string{EnvUEFIDisk, EnvOVMFCode, EnvOVMFVars} {
+		if os.Getenv(v) == "" {
+			t.Skipf("%s not set: run the VM tests with `make check`", v)
+		}
+	}
+	return bootDisk(t, Options{Disk: os.Getenv(EnvUEFIDisk), UEFI: &Firmware{Code: os.Getenv(EnvOVMFCode), Vars: os.Getenv(EnvOVMFVars)}})
 }
 
 func boot(t testing.TB, cache string) *Guest {

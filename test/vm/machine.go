@@ -46,6 +46,15 @@ type Options struct {
 	// A machine whose QEMU is killed on purpose (a power cut) needs
 	// writeback: see PowerCut.
 	Cache string
+	// UEFI, when set, boots OVMF instead of SeaBIOS.
+	UEFI *Firmware
+}
+
+// Firmware is an OVMF build: Code is mapped read-only, Vars is copied per
+// machine (Start) and holds its EFI variables across reboots and power
+// cuts (systemd-boot's one-shot entry lives there).
+type Firmware struct {
+	Code, Vars string
 }
 
 // Machine is a running QEMU guest.
@@ -75,6 +84,15 @@ func Start(o Options) (*Machine, error) {
 	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-F", format,
 		"-b", o.Disk, overlay).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("cannot create overlay of %s: %w: %s", o.Disk, err, out)
+	}
+	if o.UEFI != nil {
+		vars, err := os.ReadFile(o.UEFI.Vars)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(o.Dir, "efivars.fd"), vars, 0o644)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cannot copy the EFI variable store: %w", err)
+		}
 	}
 	return Launch(o)
 }
@@ -111,6 +129,11 @@ func Launch(o Options) (*Machine, error) {
 	}
 	if o.Payload != "" {
 		args = append(args, "-drive", "file="+o.Payload+",format=raw,if=virtio,readonly=on")
+	}
+	if o.UEFI != nil {
+		args = append(args,
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+o.UEFI.Code,
+			"-drive", "if=pflash,format=raw,unit=1,file="+filepath.Join(o.Dir, "efivars.fd"))
 	}
 	if o.Accel == "kvm" {
 		args = append(args, "-cpu", "host")
