@@ -34,7 +34,7 @@ import (
 const layeredRecipe = "layout --init; reboot into +1; wait started; poweroff v1"
 
 // FirstLayer is the layer BootLayered's guest runs.
-const FirstLayer = nvr1 + "+1"
+const FirstLayer = "imgbase-test-1.0-1+1" // the host image is v1 (nvr1)
 
 var layeredMu sync.Mutex // one preparation per test process
 
