@@ -143,7 +143,7 @@ func bootDisk(t testing.TB, o Options) *Guest {
 	t.Cleanup(func() {
 		g.Machine.Kill()
 		if t.Failed() {
-			saveLog(t, g.SerialLog())
+			saveLog(t, g.SerialLog(), o.LogSuffix)
 		}
 		os.RemoveAll(dir)
 	})
@@ -297,7 +297,7 @@ func (g *Guest) BootInto(entry string, once bool) BootInfo {
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
 
 // saveLog copies a failed test's serial log to test/vm/logs/.
-func saveLog(t testing.TB, serial string) {
+func saveLog(t testing.TB, serial, suffix string) {
 	dir, err := filepath.Abs("logs")
 	if err == nil {
 		err = os.MkdirAll(dir, 0o755)
@@ -306,7 +306,7 @@ func saveLog(t testing.TB, serial string) {
 		t.Logf("cannot keep serial log %s: %v", serial, err)
 		return
 	}
-	dst := filepath.Join(dir, unsafeName.ReplaceAllString(t.Name(), "_")+".log")
+	dst := filepath.Join(dir, unsafeName.ReplaceAllString(t.Name(), "_")+suffix+".log")
 	b, err := os.ReadFile(serial)
 	if err == nil {
 		err = os.WriteFile(dst, b, 0o644)

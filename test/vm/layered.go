@@ -132,7 +132,7 @@ func layeredKey(disk, debMD5 string) (string, error) {
 // once QEMU has exited (the overlay is whole).
 func prepareLayered(t testing.TB, disk string) string {
 	t.Helper()
-	g := bootDisk(t, Options{Disk: disk})
+	g := bootDisk(t, Options{Disk: disk, LogSuffix: "-prepare"})
 	g.Imgbase("layout", "--init")
 	g.ExpectBooted(g.Reboot(), FirstLayer, "preparing the initialised host: after layout --init")
 	if s := g.WaitStarted(); s != "active success" {

@@ -48,6 +48,9 @@ type Options struct {
 	Cache string
 	// UEFI, when set, boots OVMF instead of SeaBIOS.
 	UEFI *Firmware
+	// LogSuffix names a failed test's saved serial log apart from the
+	// test's own guest's (for the preparation of BootLayered's image).
+	LogSuffix string
 }
 
 // Firmware is an OVMF build: Code is mapped read-only, Vars is copied per
