@@ -1,24 +1,15 @@
 package boot
 
-import (
-	"bytes"
-	"embed"
-	"fmt"
-	"os"
-	"path/filepath"
+// The distribution hooks the package ships (internal/boot/hooks/, see each
+// file): Debian's kernel and initramfs hooks, which make a layer's entry
+// follow a kernel changed inside it, and the /etc/grub.d snippet that keeps
+// grub.cfg sourcing imgbase's menu through update-grub. They come with the
+// package only: copied by imgbase into a layer of an image without it, they
+// would stand where the package's conffiles go, and installing the package
+// there later would stop at dpkg's conffile prompt.
 
-	"github.com/imgbase/imgbase/internal/atomicfile"
-)
-
-// The distribution hooks the package ships (see each file): Debian's
-// kernel and initramfs hooks, which make a layer's entry follow a kernel
-// changed inside it, and the /etc/grub.d snippet that keeps grub.cfg
-// sourcing imgbase's menu through update-grub.
-//
-//go:embed hooks/kernel-postinst hooks/kernel-postrm hooks/initramfs-post-update hooks/15_imgbase
-var hookFiles embed.FS
-
-// hookPaths maps where each hook goes, relative to the root, to its file.
+// hookPaths maps where each hook goes, relative to the root, to its file
+// in the source tree.
 var hookPaths = []struct{ dst, src string }{
 	{"etc/kernel/postinst.d/zz-imgbase", "hooks/kernel-postinst"},
 	{"etc/kernel/postrm.d/zz-imgbase", "hooks/kernel-postrm"},
@@ -26,35 +17,12 @@ var hookPaths = []struct{ dst, src string }{
 	{"etc/grub.d/15_imgbase", "hooks/15_imgbase"},
 }
 
-// HookPaths are the files installHooks writes, relative to the root.
+// HookPaths are the package's hooks, relative to the root; the /etc merge
+// of an update leaves them to the packages of each side, like the units.
 func HookPaths() []string {
 	var out []string
 	for _, h := range hookPaths {
 		out = append(out, h.dst)
 	}
 	return out
-}
-
-// installHooks writes the hooks into root, running bin instead of the
-// packaged binary.
-func installHooks(root, bin string, dry func(string)) error {
-	for _, h := range hookPaths {
-		p := filepath.Join(root, h.dst)
-		if dry != nil {
-			dry(p)
-			continue
-		}
-		content, err := hookFiles.ReadFile(h.src)
-		if err != nil {
-			return err
-		}
-		content = bytes.ReplaceAll(content, []byte(PackagedBinary), []byte(bin))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return fmt.Errorf("cannot install %s: %w", p, err)
-		}
-		if err := atomicfile.Write(p, content, 0o755); err != nil {
-			return fmt.Errorf("cannot install %s: %w", p, err)
-		}
-	}
-	return nil
 }

@@ -66,18 +66,17 @@ func ShipsUnits(root string) bool {
 
 // InstallUnits installs and enables imgbase's units in the root directory
 // of a layer whose image does not ship them, so that a trial boot of that
-// layer can succeed and an interrupted update is dealt with, and the
-// package's kernel, initramfs and grub.d hooks, so that a kernel changed in
-// the layer, or update-grub run there, keeps its entry and the menu. bin
-// is the absolute path, inside the layer, of the imgbase they run. dry,
-// when set, receives what would be written instead.
+// layer can succeed and an interrupted update is dealt with. The kernel,
+// initramfs and grub.d hooks are not among them (see hooks.go). bin is the
+// absolute path, inside the layer, of the imgbase they run. dry, when set,
+// receives what would be written instead.
 func InstallUnits(root, bin string, dry func(string)) error {
 	for _, name := range unitNames {
 		if err := installUnit(root, name, bin, dry); err != nil {
 			return err
 		}
 	}
-	return installHooks(root, bin, dry)
+	return nil
 }
 
 // UnitFile returns a unit's content with ExecStart naming bin.
