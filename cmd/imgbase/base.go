@@ -77,7 +77,7 @@ func (a *app) baseCommand() *cobra.Command {
 					if err := delta.forOCI(); err != nil {
 						return err
 					}
-					req, err := a.ociRequest(s, ref, name, bytes, false)
+					req, err := a.ociRequest(s, ref, name, bytes, img.keysDir, img.insecure)
 					if err != nil {
 						return err
 					}

@@ -130,7 +130,7 @@ var manFiles = []manFile{
 		[]string{"imgbase", "layout", "base", "layer", "update", "boot", "rollback", "recover", "volume"}},
 	{"/var/lib/imgbase/journal.json", "The journal of an update in progress; `imgbase recover` finishes or undoes what it records.",
 		[]string{"imgbase", "update", "recover"}},
-	{"/etc/imgbased/keys/*.pub", "Trusted minisign public keys; when there is one, an unsigned image is refused unless `--insecure`.",
+	{"/etc/imgbased/keys/*.pub", "Trusted public keys: minisign for image files, PEM ECDSA P-256 (cosign) for OCI images; when there is one of either kind, every image must be signed by a key of its kind, unless `--insecure`.",
 		[]string{"imgbase", "base", "update"}},
 	{"/etc/imgbased/hooks.d/", "Hooks run before (`pre-EVENT/`) and after (`post-EVENT/`) base-add, base-remove, layer-add, layer-remove and update.",
 		[]string{"imgbase", "base", "layer", "update"}},

@@ -9,8 +9,8 @@ import (
 	"github.com/imgbase/imgbase/internal/blobcache"
 	"github.com/imgbase/imgbase/internal/host"
 	"github.com/imgbase/imgbase/internal/imageref"
+	"github.com/imgbase/imgbase/internal/keyring"
 	"github.com/imgbase/imgbase/internal/registry"
-	"github.com/imgbase/imgbase/internal/signature"
 )
 
 // blobCacheMax caps the blob cache: a few images' worth of layers.
@@ -26,11 +26,15 @@ func ociImage(arg string) (imageref.Ref, bool, error) {
 }
 
 // ociRequest sets up what a pull needs on this host: credentials, the
-// blob cache, the trusted keys under /etc/imgbased/keys.
-func (a *app) ociRequest(s *session, ref imageref.Ref, name string, size uint64, insecure bool) (host.OCIRequest, error) {
+// blob cache, the trusted keys in keysDir ("" or the default: the host
+// root's /etc/imgbased/keys).
+func (a *app) ociRequest(s *session, ref imageref.Ref, name string, size uint64, keysDir string, insecure bool) (host.OCIRequest, error) {
 	root := s.host.Root
 	log := s.host.Log
-	keys, err := signature.LoadKeys(filepath.Join(root, "etc/imgbased/keys"))
+	if keysDir == "" || keysDir == keyring.DefaultDir {
+		keysDir = filepath.Join(root, keyring.DefaultDir)
+	}
+	keys, err := keyring.Load(keysDir)
 	if err != nil {
 		return host.OCIRequest{}, err
 	}

@@ -19,6 +19,7 @@ import (
 // image.
 type ociUpdateOpts struct {
 	size, nvr string
+	keysDir   string // "": the default
 	insecure  bool
 	// check only says whether the image moved.
 	check bool
@@ -58,7 +59,7 @@ func (a *app) ociUpdate(ctx context.Context, arg string, o ociUpdateOpts) error 
 			return err
 		}
 	}
-	req, err := a.ociRequest(s, ref, o.nvr, bytes, o.insecure)
+	req, err := a.ociRequest(s, ref, o.nvr, bytes, o.keysDir, o.insecure)
 	if err != nil {
 		return err
 	}

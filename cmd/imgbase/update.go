@@ -17,7 +17,7 @@ type imageFlags struct {
 
 func (f *imageFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.sha256, "sha256", "", "expected SHA-256 of the image (default: IMAGE.sha256 when present)")
-	fs.StringVar(&f.keysDir, "keys-dir", verify.DefaultKeysDir, "trusted minisign public keys (*.pub)")
+	fs.StringVar(&f.keysDir, "keys-dir", verify.DefaultKeysDir, "trusted public keys (*.pub): minisign for image files, cosign (PEM) for OCI images")
 	fs.StringVar(&f.signature, "signature", "", "detached minisign signature (default: IMAGE.minisig)")
 	fs.BoolVar(&f.insecure, "insecure", false, "accept an unsigned image even when keys are configured")
 }
@@ -81,7 +81,7 @@ taken and why.`,
 				if err := delta.forOCI(); err != nil {
 					return err
 				}
-				return a.ociUpdate(cmd.Context(), arg, ociUpdateOpts{size: sizeArg, nvr: nvrArg, insecure: img.insecure, check: check, autoReboot: autoReboot})
+				return a.ociUpdate(cmd.Context(), arg, ociUpdateOpts{size: sizeArg, nvr: nvrArg, keysDir: img.keysDir, insecure: img.insecure, check: check, autoReboot: autoReboot})
 			}
 			if format != "" && format != "raw" && format != "liveimg" {
 				return usagef("unknown --format %q: use raw or liveimg", format)

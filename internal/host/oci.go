@@ -10,6 +10,7 @@ import (
 	"github.com/imgbase/imgbase/internal/command"
 	"github.com/imgbase/imgbase/internal/hooks"
 	"github.com/imgbase/imgbase/internal/imageref"
+	"github.com/imgbase/imgbase/internal/keyring"
 	"github.com/imgbase/imgbase/internal/lvm"
 	"github.com/imgbase/imgbase/internal/origin"
 	"github.com/imgbase/imgbase/internal/pull"
@@ -31,8 +32,9 @@ type OCIRequest struct {
 	FSType   string
 	Registry *registry.Client
 	Cache    *blobcache.Cache // nil: no cache
-	// Keys, when any, must have signed the image, unless Insecure.
-	Keys     []signature.Key
+	// Keys, when there is any of either kind, must have signed the
+	// image (a cosign key), unless Insecure.
+	Keys     keyring.Ring
 	Insecure bool
 	Progress func(done, total int64)
 }
@@ -172,13 +174,15 @@ func (h *Host) resolveOCI(ctx context.Context, req OCIRequest) (*registry.Image,
 	if err != nil {
 		return nil, refuse("%v", err)
 	}
-	if len(req.Keys) > 0 {
-		sigs, err := req.Registry.Signatures(ctx, img, img.Digest)
-		if err != nil {
-			img.Close()
-			return nil, refuse("%v", err)
+	if req.Keys.Len() > 0 {
+		var sigs []signature.Signature
+		if len(req.Keys.Cosign) > 0 {
+			if sigs, err = req.Registry.Signatures(ctx, img, img.Digest); err != nil {
+				img.Close()
+				return nil, refuse("%v", err)
+			}
 		}
-		if key, err := signature.Verify(req.Ref.String(), img.Digest, req.Keys, sigs); err != nil {
+		if key, err := signature.Verify(req.Ref.String(), img.Digest, req.Keys.Cosign, sigs); err != nil {
 			if !req.Insecure {
 				img.Close()
 				return nil, refuse("%v", err)

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/imgbase/imgbase/internal/imageref"
+	"github.com/imgbase/imgbase/internal/keyring"
 	"github.com/imgbase/imgbase/internal/registry"
 )
 
@@ -92,16 +93,21 @@ func TestAddBaseFromOCIRefusals(t *testing.T) {
 	for _, c := range []struct {
 		name, ref, label, nvr, want string
 		size                        uint64
+		keys                        keyring.Ring
 	}{
-		{"unknown tag", ":9.9", "Oci-3-0", "", `no image tagged "9.9"`, 1 << 30},
-		{"no name", ":1.0", "", "", "no label imgbase.nvr", 1 << 30},
-		{"taken name", ":1.0", "Base-2-0", "", "an LV of that name exists", 1 << 30},
-		{"no size", ":1.0", "Oci-3-0", "", "--size is required", 0},
+		{"unknown tag", ":9.9", "Oci-3-0", "", `no image tagged "9.9"`, 1 << 30, keyring.Ring{}},
+		{"no name", ":1.0", "", "", "no label imgbase.nvr", 1 << 30, keyring.Ring{}},
+		{"taken name", ":1.0", "Base-2-0", "", "an LV of that name exists", 1 << 30, keyring.Ring{}},
+		{"no size", ":1.0", "Oci-3-0", "", "--size is required", 0, keyring.Ring{}},
+		// A minisign key (for image files) means signed images only: an
+		// OCI image is not let through for want of a cosign key.
+		{"minisign key only", ":1.0", "Oci-3-0", "", "no cosign (PEM) public key is configured", 1 << 30,
+			keyring.Ring{Minisign: []keyring.MinisignKey{{Path: "/etc/imgbased/keys/files.pub"}}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFixture(t, "running", 254, 5)
 			req := ociReq(t, "oci:"+ociLayout(t, c.label)+c.ref)
-			req.NVR, req.Size = c.nvr, c.size
+			req.NVR, req.Size, req.Keys = c.nvr, c.size, c.keys
 			_, err := f.h.AddBaseFromOCI(context.Background(), req)
 			var r *ErrRefused
 			if !errors.As(err, &r) || !strings.Contains(err.Error(), c.want) {
@@ -109,6 +115,18 @@ func TestAddBaseFromOCIRefusals(t *testing.T) {
 			}
 			wantLines(t, f.rec.Lines(), []string{lvsLine})
 		})
+	}
+}
+
+// TestAddBaseFromOCIInsecure: --insecure takes an image without a trusted
+// signature even when keys are configured.
+func TestAddBaseFromOCIInsecure(t *testing.T) {
+	f := newFixture(t, "running", 254, 5)
+	req := ociReq(t, "oci:"+ociLayout(t, "Oci-3-0")+":1.0")
+	req.Keys = keyring.Ring{Minisign: []keyring.MinisignKey{{Path: "/etc/imgbased/keys/files.pub"}}}
+	req.Insecure = true
+	if _, err := f.h.AddBaseFromOCI(context.Background(), req); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -25,9 +25,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 )
 
@@ -53,30 +50,6 @@ func Tag(digest string) (string, error) {
 type Key struct {
 	Name string // its file name
 	Pub  *ecdsa.PublicKey
-}
-
-// LoadKeys reads every *.pub in dir. A missing or empty directory gives no
-// keys (signatures are then not required); a file that is not an ECDSA
-// P-256 public key is an error, not silently skipped.
-func LoadKeys(dir string) ([]Key, error) {
-	paths, err := filepath.Glob(filepath.Join(dir, "*.pub"))
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(paths)
-	var keys []Key
-	for _, p := range paths {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("cannot read key: %w", err)
-		}
-		pub, err := ParseKey(data)
-		if err != nil {
-			return nil, fmt.Errorf("cannot read key %s: %w", p, err)
-		}
-		keys = append(keys, Key{Name: filepath.Base(p), Pub: pub})
-	}
-	return keys, nil
 }
 
 // ParseKey reads a PEM public key, which must be ECDSA P-256.
@@ -140,7 +113,7 @@ func (e *Error) Error() string {
 // ref names the image in the refusal.
 func Verify(ref, digest string, keys []Key, sigs []Signature) (string, error) {
 	if len(keys) == 0 {
-		return "", &Error{Ref: ref, Reason: "no keys are configured"}
+		return "", &Error{Ref: ref, Reason: "no cosign (PEM) public key is configured, only keys of another kind; install the signer's cosign public key"}
 	}
 	if len(sigs) == 0 {
 		t, _ := Tag(digest)

@@ -4,8 +4,9 @@
 //
 // The policy: a digest, when one is known (given, or a `<image>.sha256`
 // file in sha256sum format beside the image), must match. When the keys
-// directory holds any `*.pub` key, the image must carry a signature
-// (`<image>.minisig`) made by one of them; only an explicit Insecure skips
+// directory holds any `*.pub` key (package keyring: minisign keys for image
+// files beside cosign keys for OCI images), the image must carry a
+// signature (`<image>.minisig`) made by one of its minisign keys; only an explicit Insecure skips
 // that. Both are computed in one read of the file.
 package verify
 
@@ -22,15 +23,16 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 
 	"aead.dev/minisign"
+
+	"github.com/imgbase/imgbase/internal/keyring"
 )
 
 // DefaultKeysDir is where the admin puts the public keys of image signers.
-const DefaultKeysDir = "/etc/imgbased/keys"
+const DefaultKeysDir = keyring.DefaultDir
 
 var (
 	// ErrChecksumMismatch: the file's sha256 is not the expected one.
@@ -44,8 +46,8 @@ var (
 	ErrBadSignature = errors.New("image signature is not valid")
 	// ErrUnknownKey: the signature names a key that is not configured.
 	ErrUnknownKey = errors.New("image is signed by an unknown key")
-	// ErrBadKey: a file in the keys directory is not a minisign public key.
-	ErrBadKey = errors.New("public key is malformed")
+	// ErrBadKey: a file in the keys directory is not a public key.
+	ErrBadKey = keyring.ErrBadKey
 )
 
 // Options says what to check.
@@ -127,15 +129,16 @@ func Prepare(path string, opts Options) (*Verifier, error) {
 	if keysDir == "" {
 		keysDir = DefaultKeysDir
 	}
-	keys, err := loadKeys(keysDir)
+	ring, err := keyring.Load(keysDir)
 	if err != nil {
 		return v, err
 	}
-	v.res = Result{Keys: len(keys)}
+	keys := ring.Minisign
+	v.res = Result{Keys: ring.Len()}
 	if v.want, v.from, err = expectedDigest(path, opts.SHA256); err != nil {
 		return v, err
 	}
-	if len(keys) > 0 && !opts.Insecure {
+	if ring.Len() > 0 && !opts.Insecure {
 		if v.sig, err = loadSignature(path, opts.Signature, keys, keysDir); err != nil {
 			return v, err
 		}
@@ -209,8 +212,8 @@ func (v *Verifier) Finish() (Result, error) {
 	}
 	if sig := v.sig; sig != nil {
 		for _, k := range sig.keys {
-			if v.signed.Verify(k.key, sig.raw) {
-				res.SignedBy, res.TrustedComment = k.path, sig.parsed.TrustedComment
+			if v.signed.Verify(k.Key, sig.raw) {
+				res.SignedBy, res.TrustedComment = k.Path, sig.parsed.TrustedComment
 				return res, nil
 			}
 		}
@@ -246,43 +249,14 @@ func readAll(ctx context.Context, r io.Reader, w io.Writer, progress func(int64)
 	}
 }
 
-type key struct {
-	path string
-	key  minisign.PublicKey
-}
-
-// loadKeys reads every *.pub in dir, in name order. A key that cannot be
-// read is an error rather than skipped: silently trusting fewer keys than
-// the admin configured would refuse good images for an unclear reason.
-func loadKeys(dir string) ([]key, error) {
-	paths, err := filepath.Glob(filepath.Join(dir, "*.pub"))
-	if err != nil {
-		return nil, fmt.Errorf("cannot list keys in %s: %w", dir, err)
-	}
-	sort.Strings(paths)
-	var keys []key
-	for _, p := range paths {
-		text, err := os.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("cannot read key %s: %w", p, err)
-		}
-		var k minisign.PublicKey
-		if err := k.UnmarshalText(bytes.TrimSpace(text)); err != nil {
-			return nil, fmt.Errorf("cannot read key %s: %w: %v; replace it with a minisign public key or remove it", p, ErrBadKey, err)
-		}
-		keys = append(keys, key{path: p, key: k})
-	}
-	return keys, nil
-}
-
 type signature struct {
 	path   string
 	raw    []byte
 	parsed minisign.Signature
-	keys   []key // the configured keys with the signature's key ID
+	keys   []keyring.MinisignKey // the configured keys with the signature's key ID
 }
 
-func loadSignature(image, path string, keys []key, keysDir string) (*signature, error) {
+func loadSignature(image, path string, keys []keyring.MinisignKey, keysDir string) (*signature, error) {
 	if path == "" {
 		path = image + ".minisig"
 	}
@@ -303,12 +277,12 @@ func loadSignature(image, path string, keys []key, keysDir string) (*signature, 
 		return nil, fmt.Errorf("cannot trust image %s: %w: %s is a legacy (not prehashed) minisign signature; sign the image again with a current minisign (prehashed is its default; `minisign -S -H` on old versions)", image, ErrBadSignature, path)
 	}
 	for _, k := range keys {
-		if k.key.ID() == s.parsed.KeyID {
+		if k.Key.ID() == s.parsed.KeyID {
 			s.keys = append(s.keys, k)
 		}
 	}
 	if len(s.keys) == 0 {
-		return nil, fmt.Errorf("cannot trust image %s: %w: %s was made with key %016X, which is not among the %d keys in %s; install the signer's public key there if you trust it", image, ErrUnknownKey, path, s.parsed.KeyID, len(keys), keysDir)
+		return nil, fmt.Errorf("cannot trust image %s: %w: %s was made with key %016X, which is not among the %d minisign keys in %s; install the signer's public key there if you trust it", image, ErrUnknownKey, path, s.parsed.KeyID, len(keys), keysDir)
 	}
 	return s, nil
 }

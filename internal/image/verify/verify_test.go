@@ -3,9 +3,13 @@ package verify
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"os"
 	"os/exec"
@@ -267,5 +271,28 @@ func TestReadError(t *testing.T) {
 	_, err := Check(context.Background(), dir, Options{KeysDir: f.keys, SHA256: digest(f.content)})
 	if err == nil || errors.Is(err, ErrChecksumMismatch) || errors.Is(err, ErrBadSignature) {
 		t.Fatalf("reading a directory: got %v", err)
+	}
+}
+
+// TestCosignKeyBeside: a cosign (PEM) key for OCI images shares the
+// directory. It is no minisign key, yet it means signed images only: an
+// unsigned file is refused; a file signed by the minisign key beside it
+// goes in.
+func TestCosignKeyBeside(t *testing.T) {
+	f := newFixture(t)
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&ec.PublicKey)
+	os.WriteFile(filepath.Join(f.keys, "registry.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
+	if _, err := f.check(Options{}); !errors.Is(err, ErrUnsigned) {
+		t.Fatalf("unsigned image with a cosign key configured: got %v, want ErrUnsigned", err)
+	}
+	priv := f.addKey(t, "files.pub")
+	f.sign(t, priv, f.content)
+	res, err := f.check(Options{})
+	if err != nil || res.SignedBy != filepath.Join(f.keys, "files.pub") || res.Keys != 2 {
+		t.Fatalf("signed image: %+v, %v", res, err)
 	}
 }
