@@ -10,6 +10,7 @@
 #   squash      runtime-layout.squash, size printed beside the raw image's
 #   ocipush     the static OCI pusher the guest pushes into its registry with
 #   registry    Debian's docker-registry package, for the guest's registry
+#   skopeo      Debian's skopeo and its libraries, for make bench's pull baseline
 #   all         image, testimages, ocipush and registry, and uefi-image with
 #               IMGBASE_LONG set (make check-long: its only test is a long one)
 #   keys        the input hashes the cache is keyed by
@@ -94,6 +95,22 @@ registry() {
 	echo "IMGBASE_VM_REGISTRY_DEB=$(ls "$out"/docker-registry_*.deb)"
 }
 
+# skopeo: Debian's skopeo and the two libraries of it the host image lacks
+# (libgpgme11, libassuan0), as .debs the guest unpacks: make bench's
+# baseline for a pull (skopeo copy, then tar) runs in the guest.
+skopeo_key() { key skopeo libgpgme11 libassuan0 "$DEBIAN_SUITE" "$DEBIAN_MIRROR"; }
+
+skopeo() {
+	local out; out="$IMGBASE_CACHE/skopeo-$(skopeo_key)"
+	if ! ls "$out"/skopeo_*.deb >/dev/null 2>&1; then
+		step "skopeo: downloading skopeo, libgpgme11, libassuan0 into $out"
+		rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+		(cd "$out.tmp" && apt-get download skopeo libgpgme11 libassuan0 >/dev/null 2>&1) || die "cannot download skopeo"
+		publish "$out.tmp" "$out"
+	fi
+	echo "IMGBASE_VM_SKOPEO_DEBS=$out"
+}
+
 case "${1:-}" in
 deps) deps ;;
 rootfs) rootfs ;;
@@ -104,7 +121,8 @@ testimages) testimages ;;
 squash) squash ;;
 ocipush) ocipush ;;
 registry) registry ;;
+skopeo) skopeo ;;
 all) image; if [ -n "${IMGBASE_LONG:-}" ]; then uefi_image; fi; testimages; ocipush; registry ;;
 keys) echo "rootfs=$(rootfs_key) agent=$(agent_key) image=$(image_key) uefi-image=$(uefi_image_key) testimages=$(testimages_key)" ;;
-*) die "usage: build.sh deps|rootfs|agent|image|uefi-image|testimages|squash|ocipush|registry|all" ;;
+*) die "usage: build.sh deps|rootfs|agent|image|uefi-image|testimages|squash|ocipush|registry|skopeo|all" ;;
 esac

@@ -84,6 +84,77 @@ exit 1`)
 	t.Logf("registry listening after %s", time.Since(start).Round(time.Second))
 }
 
+// mountScratchLine mounts the scratch LV of startGuestRegistry again (after
+// a reboot).
+const mountScratchLine = `mkdir -p /scratch && mount /dev/HostVG/scratch /scratch`
+
+// startGuestRegistry makes scratch space every layer sees (a thin LV of
+// the test's own at /scratch), puts the registry's package, its
+// configuration and the pusher there, starts the registry and lets
+// imgbase reach it over plain HTTP, as an admin would.
+func startGuestRegistry(t *testing.T, g *Guest) {
+	t.Helper()
+	pusher, deb := os.Getenv(EnvOCIPush), os.Getenv(EnvRegistryDeb)
+	if pusher == "" || deb == "" {
+		t.Fatalf("%s and %s must be set (test/image/build.sh all)", EnvOCIPush, EnvRegistryDeb)
+	}
+	g.MustShell(`mkdir -p /etc/imgbased.conf.d && printf '[update]\ninsecure_registries = 127.0.0.1:5000\n' >/etc/imgbased.conf.d/60-registry.conf`)
+	g.MustShell(`set -e
+lvcreate -q -y -V 3G -T HostVG/pool00 -n scratch
+mkfs.ext4 -q /dev/HostVG/scratch
+` + mountScratchLine)
+	if err := g.CopyIn(deb, "/scratch/docker-registry.deb", 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.CopyIn(pusher, "/scratch/ocipush", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.WriteFile("/scratch/registry.yml", []byte(registryConf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startRegistry(t, g)
+}
+
+// pushV2 pushes v2 as an OCI image of one layer (the raw image's tree,
+// tar'ed with owners and xattrs), tagged 2.0, to the guest's registry. It
+// returns the manifest's digest and the layer's digest and size.
+func pushV2(t *testing.T, g *Guest) (digest, layer string, size int64) {
+	t.Helper()
+	digest = strings.TrimSpace(g.MustShell(ociLayoutScript + `
+mkdir -p /mnt/v2
+mount -o ro,loop ` + v2img + ` /mnt/v2
+(cd /mnt/v2 && tar --numeric-owner --xattrs --xattrs-include='*' --exclude=./lost+found -cf /scratch/v2.tar .)
+umount /mnt/v2
+sha256sum /scratch/v2.tar | cut -d' ' -f1 >/scratch/v2.layer
+stat -c %s /scratch/v2.tar >/scratch/v2.size
+image ` + nvr2 + ` 2.0 /scratch/v2.tar >/scratch/digest2
+/scratch/ocipush $L 2.0 ` + registryRepo + `:2.0 >/scratch/pushed2
+cmp /scratch/digest2 /scratch/pushed2 >&2
+cat /scratch/digest2`))
+	layer = "sha256:" + strings.TrimSpace(g.MustRun("cat", "/scratch/v2.layer"))
+	size, _ = strconv.ParseInt(strings.TrimSpace(g.MustRun("cat", "/scratch/v2.size")), 10, 64)
+	return digest, layer, size
+}
+
+// pushV3 moves tag 2.0 of the guest's registry to v3: v2's layer (pushed
+// by pushV2) plus one that adds a file, named nvr. It returns the
+// manifest's digest and the new layer's digest and size.
+func pushV3(t *testing.T, g *Guest, nvr string) (digest, layer string, size int64) {
+	t.Helper()
+	digest = strings.TrimSpace(g.MustShell(ociLayoutScript + `
+mkdir -p /scratch/v3/etc && echo v3 >/scratch/v3/etc/imgbase-v3
+tar --numeric-owner -C /scratch/v3 -cf /scratch/v3.tar etc/imgbase-v3
+sha256sum /scratch/v3.tar | cut -d' ' -f1 >/scratch/v3.layer
+stat -c %s /scratch/v3.tar >/scratch/v3.size
+image ` + nvr + ` 2.0 $L/blobs/sha256/$(cat /scratch/v2.layer) /scratch/v3.tar >/scratch/digest3
+/scratch/ocipush $L 2.0 ` + registryRepo + `:2.0 >/scratch/pushed3
+cmp /scratch/digest3 /scratch/pushed3 >&2
+cat /scratch/digest3`))
+	layer = "sha256:" + strings.TrimSpace(g.MustRun("cat", "/scratch/v3.layer"))
+	size, _ = strconv.ParseInt(strings.TrimSpace(g.MustRun("cat", "/scratch/v3.size")), 10, 64)
+	return digest, layer, size
+}
+
 // blobGets returns the registry's access log lines of this boot for GETs
 // of blobs: "DIGEST STATUS BYTES" each.
 func blobGets(t *testing.T, g *Guest) []string {
@@ -115,55 +186,19 @@ func pulled(t *testing.T, out string) (downloaded, cached int64) {
 // it, after which a plain `update` has nothing to do.
 func TestUpdateFromOCI(t *testing.T) {
 	Parallel(t)
-	pusher, deb := os.Getenv(EnvOCIPush), os.Getenv(EnvRegistryDeb)
-	if pusher == "" || deb == "" {
-		t.Fatalf("%s and %s must be set (test/image/build.sh all)", EnvOCIPush, EnvRegistryDeb)
-	}
 	g := BootLayered(t)
 	v2layer := nvr2 + "+1"
 	const nvr3 = "imgbase-test-3.0-1"
 	v3layer := nvr3 + "+1"
 	g.WaitStarted()
 	g.MustShell(`echo 'added by the admin' >/etc/imgbase-admin.conf`)
-	// The registry is plain HTTP: the admin allows it.
-	g.MustShell(`mkdir -p /etc/imgbased.conf.d && printf '[update]\ninsecure_registries = 127.0.0.1:5000\n' >/etc/imgbased.conf.d/60-registry.conf`)
 	// The blob cache on a volume: every layer sees it, so the layer that
 	// boots from the pulled image still has the blobs of its pull.
 	g.MustShell(`mkdir -p /var/cache/imgbase`)
 	g.Imgbase("volume", "--create", "/var/cache/imgbase", "2G")
 
-	// Scratch space every layer sees: a thin LV of the test's own.
-	mountScratch := `mkdir -p /scratch && mount /dev/HostVG/scratch /scratch`
-	g.MustShell(`set -e
-lvcreate -q -y -V 3G -T HostVG/pool00 -n scratch
-mkfs.ext4 -q /dev/HostVG/scratch
-` + mountScratch)
-	if err := g.CopyIn(deb, "/scratch/docker-registry.deb", 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := g.CopyIn(pusher, "/scratch/ocipush", 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := g.WriteFile("/scratch/registry.yml", []byte(registryConf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	startRegistry(t, g)
-
-	// v2 as an OCI image of one layer (the raw image's tree, tar'ed with
-	// owners and xattrs), tagged 2.0, pushed to the registry.
-	digest2 := strings.TrimSpace(g.MustShell(ociLayoutScript + `
-mkdir -p /mnt/v2
-mount -o ro,loop ` + v2img + ` /mnt/v2
-(cd /mnt/v2 && tar --numeric-owner --xattrs --xattrs-include='*' --exclude=./lost+found -cf /scratch/v2.tar .)
-umount /mnt/v2
-sha256sum /scratch/v2.tar | cut -d' ' -f1 >/scratch/v2.layer
-stat -c %s /scratch/v2.tar >/scratch/v2.size
-image ` + nvr2 + ` 2.0 /scratch/v2.tar >/scratch/digest2
-/scratch/ocipush $L 2.0 ` + registryRepo + `:2.0 >/scratch/pushed2
-cmp /scratch/digest2 /scratch/pushed2 >&2
-cat /scratch/digest2`))
-	v2sum := "sha256:" + strings.TrimSpace(g.MustRun("cat", "/scratch/v2.layer"))
-	v2size, _ := strconv.ParseInt(strings.TrimSpace(g.MustRun("cat", "/scratch/v2.size")), 10, 64)
+	startGuestRegistry(t, g) // plain HTTP: the admin allows it
+	digest2, v2sum, v2size := pushV2(t, g)
 	t.Logf("v2 image %s pushed to %s, layer %s of %d bytes", digest2, registryRef, v2sum, v2size)
 
 	check := func(args ...string) checkJSON {
@@ -216,24 +251,14 @@ cat /scratch/digest2`))
 	if v := g.MustRun("cat", "/usr/share/imgbase-test/version"); v != "2.0\n" {
 		t.Errorf("running version %q, want 2.0", v)
 	}
-	g.MustShell(mountScratch)
+	g.MustShell(mountScratchLine)
 	startRegistry(t, g)
 	if c := check(registryRef); c.Available || c.Installed != nvr2 || c.Running != nvr2 || c.RunningDigest != digest2 {
 		t.Errorf("check of the installed image: %+v", c)
 	}
 
 	// The tag moves: v3 is v2's layer plus one that adds a file.
-	digest3 := strings.TrimSpace(g.MustShell(ociLayoutScript + `
-mkdir -p /scratch/v3/etc && echo v3 >/scratch/v3/etc/imgbase-v3
-tar --numeric-owner -C /scratch/v3 -cf /scratch/v3.tar etc/imgbase-v3
-sha256sum /scratch/v3.tar | cut -d' ' -f1 >/scratch/v3.layer
-stat -c %s /scratch/v3.tar >/scratch/v3.size
-image ` + nvr3 + ` 2.0 $L/blobs/sha256/$(cat /scratch/v2.layer) /scratch/v3.tar >/scratch/digest3
-/scratch/ocipush $L 2.0 ` + registryRepo + `:2.0 >/scratch/pushed3
-cmp /scratch/digest3 /scratch/pushed3 >&2
-cat /scratch/digest3`))
-	v3sum := "sha256:" + strings.TrimSpace(g.MustRun("cat", "/scratch/v3.layer"))
-	v3size, _ := strconv.ParseInt(strings.TrimSpace(g.MustRun("cat", "/scratch/v3.size")), 10, 64)
+	digest3, v3sum, v3size := pushV3(t, g, nvr3)
 	t.Logf("v3 image %s pushed to %s, layers %s (cached) and %s of %d bytes", digest3, registryRef, v2sum, v3sum, v3size)
 	before := LVNames(g.LVs())
 	r := g.ImgbaseResult("update", "--check", registryRef)
@@ -279,7 +304,7 @@ cat /scratch/digest3`))
 	if got != "v3\nadded by the admin\nimage = "+registryRef+"\n" {
 		t.Errorf("in %s: %q", v3layer, got)
 	}
-	g.MustShell(mountScratch)
+	g.MustShell(mountScratchLine)
 	startRegistry(t, g)
 	if c := check(); c.Available || c.Ref != registryRef || c.Installed != nvr3 {
 		t.Errorf("check of the tracked image after switch: %+v", c)
