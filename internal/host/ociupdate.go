@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 
 	"github.com/imgbase/imgbase/internal/atomicfile"
+	"github.com/imgbase/imgbase/internal/blobcache"
 	"github.com/imgbase/imgbase/internal/command"
 	"github.com/imgbase/imgbase/internal/journal"
 	"github.com/imgbase/imgbase/internal/layout"
@@ -129,8 +131,31 @@ func (h *Host) UpdateFromOCI(ctx context.Context, req OCIUpdateRequest) (*OCIUpd
 			h.Log.Warn("the running system does not track the new image yet", "err", err)
 		}
 	}
+	if req.Cache != nil && !h.Dry() {
+		cleanCache(h.Log, req.Cache, img)
+	}
 	h.postHook(ctx, hookUpdate, name, res.Layer)
 	return res, nil
+}
+
+// cleanCache is the blob cache's part of garbage collection: once an
+// update is committed, only the blobs of the image it installed are kept.
+// The next pull of a moved tag shares layers with that image, not with
+// the ones before it; an older image installed again is downloaded again.
+// A cache that cannot be cleaned costs disk space, not the update.
+func cleanCache(log *slog.Logger, c *blobcache.Cache, img *registry.Image) {
+	keep := map[string]bool{img.ConfigDigest: true}
+	for _, l := range img.Layers {
+		keep[l.Digest] = true
+	}
+	n, freed, err := c.Clean(keep)
+	if err != nil {
+		log.Warn("the blob cache keeps blobs of older images", "err", err)
+		return
+	}
+	if n > 0 {
+		log.Info("blob cache cleaned", "blobs", n, "bytes", freed, "kept", len(keep))
+	}
 }
 
 // ociUpdateTx is updateTx with the base extracted from img.

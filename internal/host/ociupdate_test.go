@@ -3,14 +3,17 @@ package host
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/imgbase/imgbase/internal/blobcache"
 	"github.com/imgbase/imgbase/internal/journal"
 	"github.com/imgbase/imgbase/internal/origin"
 )
@@ -255,4 +258,37 @@ func TestUpdateFromOCICorruptLayerUndoes(t *testing.T) {
 		t.Errorf("journal left behind: %v", err)
 	}
 	t.Logf("refused with: %v", err)
+}
+
+// TestUpdateFromOCICleansTheCache: a committed update keeps in the blob
+// cache only the blobs of the image it installed.
+func TestUpdateFromOCICleansTheCache(t *testing.T) {
+	dir := ociLayout(t, "Oci-3-0")
+	f, _, req := ociUpdateFixture(t, dir, "")
+	cache, err := blobcache.Open(filepath.Join(t.TempDir(), "blobs"), 1<<30, f.h.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := "a layer of an older image"
+	oldDigest := fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(old)))
+	if err := cache.Put(oldDigest, strings.NewReader(old)); err != nil {
+		t.Fatal(err)
+	}
+	req.Cache = cache
+	if _, err := f.h.UpdateFromOCI(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if cache.Has(oldDigest) {
+		t.Error("the older image's layer is still cached")
+	}
+	img, err := req.Registry.Resolve(context.Background(), req.Ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	for _, l := range img.Layers {
+		if !cache.Has(l.Digest) {
+			t.Errorf("the installed image's layer %s is not cached", l.Digest)
+		}
+	}
 }
