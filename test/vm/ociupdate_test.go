@@ -120,20 +120,10 @@ mkfs.ext4 -q /dev/HostVG/scratch
 // returns the manifest's digest and the layer's digest and size.
 func pushV2(t *testing.T, g *Guest) (digest, layer string, size int64) {
 	t.Helper()
-	digest = strings.TrimSpace(g.MustShell(ociLayoutScript + `
-mkdir -p /mnt/v2
-mount -o ro,loop ` + v2img + ` /mnt/v2
+	return pushTag(t, g, nvr2, "v2", "", `mkdir -p /mnt/v2
+mount -o ro,loop `+v2img+` /mnt/v2
 (cd /mnt/v2 && tar --numeric-owner --xattrs --xattrs-include='*' --exclude=./lost+found -cf /scratch/v2.tar .)
-umount /mnt/v2
-sha256sum /scratch/v2.tar | cut -d' ' -f1 >/scratch/v2.layer
-stat -c %s /scratch/v2.tar >/scratch/v2.size
-image ` + nvr2 + ` 2.0 /scratch/v2.tar >/scratch/digest2
-/scratch/ocipush $L 2.0 ` + registryRepo + `:2.0 >/scratch/pushed2
-cmp /scratch/digest2 /scratch/pushed2 >&2
-cat /scratch/digest2`))
-	layer = "sha256:" + strings.TrimSpace(g.MustRun("cat", "/scratch/v2.layer"))
-	size, _ = strconv.ParseInt(strings.TrimSpace(g.MustRun("cat", "/scratch/v2.size")), 10, 64)
-	return digest, layer, size
+umount /mnt/v2`)
 }
 
 // pushV3 moves tag 2.0 of the guest's registry to v3: v2's layer (pushed
@@ -141,17 +131,25 @@ cat /scratch/digest2`))
 // manifest's digest and the new layer's digest and size.
 func pushV3(t *testing.T, g *Guest, nvr string) (digest, layer string, size int64) {
 	t.Helper()
-	digest = strings.TrimSpace(g.MustShell(ociLayoutScript + `
-mkdir -p /scratch/v3/etc && echo v3 >/scratch/v3/etc/imgbase-v3
-tar --numeric-owner -C /scratch/v3 -cf /scratch/v3.tar etc/imgbase-v3
-sha256sum /scratch/v3.tar | cut -d' ' -f1 >/scratch/v3.layer
-stat -c %s /scratch/v3.tar >/scratch/v3.size
-image ` + nvr + ` 2.0 $L/blobs/sha256/$(cat /scratch/v2.layer) /scratch/v3.tar >/scratch/digest3
-/scratch/ocipush $L 2.0 ` + registryRepo + `:2.0 >/scratch/pushed3
-cmp /scratch/digest3 /scratch/pushed3 >&2
-cat /scratch/digest3`))
-	layer = "sha256:" + strings.TrimSpace(g.MustRun("cat", "/scratch/v3.layer"))
-	size, _ = strconv.ParseInt(strings.TrimSpace(g.MustRun("cat", "/scratch/v3.size")), 10, 64)
+	return pushTag(t, g, nvr, "v3", "$L/blobs/sha256/$(cat /scratch/v2.layer)", `mkdir -p /scratch/v3/etc && echo v3 >/scratch/v3/etc/imgbase-v3
+tar --numeric-owner -C /scratch/v3 -cf /scratch/v3.tar etc/imgbase-v3`)
+}
+
+// pushTag runs script, which makes the layer /scratch/NAME.tar, and
+// pushes the image nvr of the layers below (blob paths in the guest's
+// layout) and that one to tag 2.0 of the guest's registry.
+func pushTag(t *testing.T, g *Guest, nvr, name, below, script string) (digest, layer string, size int64) {
+	t.Helper()
+	x := "/scratch/" + name
+	digest = strings.TrimSpace(g.MustShell(ociLayoutScript + script + `
+sha256sum ` + x + `.tar | cut -d' ' -f1 >` + x + `.layer
+stat -c %s ` + x + `.tar >` + x + `.size
+image ` + nvr + ` 2.0 ` + below + ` ` + x + `.tar >` + x + `.digest
+/scratch/ocipush $L 2.0 ` + registryRepo + `:2.0 >` + x + `.pushed
+cmp ` + x + `.digest ` + x + `.pushed >&2
+cat ` + x + `.digest`))
+	layer = "sha256:" + strings.TrimSpace(g.MustRun("cat", x+".layer"))
+	size, _ = strconv.ParseInt(strings.TrimSpace(g.MustRun("cat", x+".size")), 10, 64)
 	return digest, layer, size
 }
 
