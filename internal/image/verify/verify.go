@@ -4,10 +4,10 @@
 //
 // The policy: a digest, when one is known (given, or a `<image>.sha256`
 // file in sha256sum format beside the image), must match. When the keys
-// directory holds any `*.pub` key (package keyring: minisign keys for image
-// files beside cosign keys for OCI images), the image must carry a
-// signature (`<image>.minisig`) made by one of its minisign keys; only an explicit Insecure skips
-// that. Both are computed in one read of the file.
+// directory holds any `*.pub` key (package keyring: minisign keys for
+// image files beside cosign keys for OCI images), the image must carry a
+// signature (`<image>.minisig`) made by one of its minisign keys; only an
+// explicit Insecure skips that. Both are computed in one read of the file.
 package verify
 
 import (
