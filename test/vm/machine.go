@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/imgbase/imgbase/test/vm/wire"
@@ -143,6 +144,10 @@ func Launch(o Options) (*Machine, error) {
 	}
 	m := &Machine{opts: o, exited: make(chan struct{}), log: o.Logger, resps: make(chan wire.Response, 16)}
 	m.cmd = exec.Command("qemu-system-x86_64", args...)
+	// A test binary that dies (the panic of go test's timeout) must not
+	// leave its guests running: each would keep a core busy until killed
+	// by hand, and the next run would share the machine with them.
+	m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := os.Create(filepath.Join(o.Dir, "qemu.stderr"))
 	if err != nil {
 		return nil, fmt.Errorf("cannot create qemu log: %w", err)
