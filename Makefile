@@ -56,7 +56,7 @@ package-check: package
 bench: package
 	$(GO) test -run '^$$' -bench . -benchtime 20x -benchmem ./internal/...
 	@set -e; vars="$$(bash test/image/build.sh all) $$(bash test/image/build.sh skopeo)"; \
-	env $$vars IMGBASE_BENCH=1 IMGBASE_DEB=$(DEB) $(GO) test -tags vm ./test/vm -run '^TestBench$$' -v -count=1 -timeout 40m
+	env $$vars IMGBASE_BENCH=1 IMGBASE_DEB=$(DEB) $(GO) test -tags vm ./test/vm -run '^TestBench$$' -v -count=1 -timeout 90m
 
 # VM targets (image, check, demo, runtime-layout.squash, bench) live in vm.mk.
 -include vm.mk

@@ -100,6 +100,7 @@ cat /mnt/bench/usr/share/imgbase-test/version; umount /mnt/bench; lvchange -an `
 	var p benchPulled
 	g.MustShell("rm -rf /var/cache/imgbase/blobs; " + cold)
 	p.imgbase, _ = benchTimed(t, g, "imgbase base --add OciBench-1-0 --size "+size+" "+registryRef+" >/dev/null", false)
+	t.Logf("bench pull: imgbase base --add from the registry in %s", p.imgbase)
 	if v := version("OciBench-1-0"); v != "2.0\n" {
 		t.Errorf("the pulled base holds version %q", v)
 	}
@@ -157,6 +158,24 @@ type benchRow struct {
 	// limit is the target ratio imgbase/bare, 0 for a row without one.
 	limit   float64
 	comment string
+}
+
+// String is the row as a tab-separated table line.
+func (r benchRow) String() string {
+	ratio := r.imgbase.Seconds() / r.bare.Seconds()
+	target := r.comment
+	if r.limit > 0 {
+		target = fmt.Sprintf("≤ %.1f× (%s) %s", r.limit, r.comment, benchVerdict(ratio <= r.limit))
+	}
+	return fmt.Sprintf("%s\t%.2fs\t%.2fs\t%.2f×\t%s", r.what, r.imgbase.Seconds(), r.bare.Seconds(), ratio, target)
+}
+
+// benchAdd adds a row and logs it at once: a bench cut short (a timeout,
+// a failure) still shows what it measured.
+func benchAdd(t *testing.T, rows []benchRow, r benchRow) []benchRow {
+	t.Helper()
+	t.Logf("bench row: %s", strings.ReplaceAll(r.String(), "\t", " | "))
+	return append(rows, r)
 }
 
 // benchVerdict is the word a reader (or a script) looks for at the end of
@@ -265,13 +284,13 @@ func TestBench(t *testing.T) {
 	g.MustRun("lvchange", "--activate", "y", "--ignoreactivationskip", vg+"/Bench-1-0")
 	baseUsed := benchPoolUsed(t, g, "Bench-1-0")
 	g.MustRun("lvchange", "--activate", "n", vg+"/Bench-1-0")
-	rows = append(rows, benchRow{"base --add (1000 MiB ext4 image)", took, bare, 0, "baseline: dd conv=sparse (buffered)"})
+	rows = benchAdd(t, rows, benchRow{"base --add (1000 MiB ext4 image)", took, bare, 0, "baseline: dd conv=sparse (buffered)"})
 	// imgbase reads and writes with O_DIRECT; dd can too, which is the
 	// honest comparison. The LV's creation counts on both sides.
 	g.MustShell("cat " + benchImage + " >/dev/null")
 	direct, _ := benchTimed(t, g, "lvcreate --thin --virtualsize "+size+" --name ddtest "+vg+"/"+benchPool+" >/dev/null && dd if="+benchImage+" of=/dev/"+vg+"/ddtest bs=4M conv=sparse,fsync iflag=direct oflag=direct status=none", false)
 	g.MustRun("lvremove", "--yes", vg+"/ddtest")
-	rows = append(rows, benchRow{"base --add", took, direct, 1.3, "baseline: lvcreate + dd iflag=direct oflag=direct conv=sparse"})
+	rows = benchAdd(t, rows, benchRow{"base --add", took, direct, 1.3, "baseline: lvcreate + dd iflag=direct oflag=direct conv=sparse"})
 
 	// Layer add on the base layout --init made of the root, vs a bare
 	// snapshot of that same base.
@@ -279,16 +298,16 @@ func TestBench(t *testing.T) {
 	keep("layer")
 	bare, _ = benchTimed(t, g, "lvcreate --snapshot --setactivationskip n --activate y --name baresnap "+vg+"/Base-1-0 >/dev/null", false)
 	g.MustRun("lvremove", "--yes", vg+"/baresnap")
-	rows = append(rows, benchRow{"layer --add (base of the root)", took, bare, 1.6, "baseline: lvcreate --snapshot --setactivationskip n --activate y"})
+	rows = benchAdd(t, rows, benchRow{"layer --add (base of the root)", took, bare, 1.6, "baseline: lvcreate --snapshot --setactivationskip n --activate y"})
 	old, _ := benchTimed(t, g, "lvcreate --snapshot --setactivationskip n --activate y --name baresnap "+vg+"/Base-1-0 >/dev/null && e2fsck -fy /dev/"+vg+"/baresnap >/dev/null; tune2fs -U random /dev/"+vg+"/baresnap >/dev/null", false)
 	g.MustRun("lvremove", "--yes", vg+"/baresnap")
-	rows = append(rows, benchRow{"layer --add", took, old, 0, "baseline: lvcreate -s, e2fsck -fy, tune2fs -U random"})
+	rows = benchAdd(t, rows, benchRow{"layer --add", took, old, 0, "baseline: lvcreate -s, e2fsck -fy, tune2fs -U random"})
 	// A layer of the base written from the image.
 	took2, _ := benchTimed(t, g, traced("layer2", "layer --add Bench-1-0"), false)
 	keep("layer2")
 	bare, _ = benchTimed(t, g, "lvcreate --snapshot --setactivationskip n --activate y --name baresnap "+vg+"/Bench-1-0 >/dev/null", false)
 	g.MustRun("lvremove", "--yes", vg+"/baresnap")
-	rows = append(rows, benchRow{"layer --add (base of an image)", took2, bare, 1.6, "baseline: lvcreate --snapshot --setactivationskip n --activate y"})
+	rows = benchAdd(t, rows, benchRow{"layer --add (base of an image)", took2, bare, 1.6, "baseline: lvcreate --snapshot --setactivationskip n --activate y"})
 
 	// Update end to end vs the raw copy.
 	g.MustShell("cat " + benchImage + " >/dev/null")
@@ -298,8 +317,8 @@ func TestBench(t *testing.T) {
 	g.MustShell("cat " + benchImage + " >/dev/null")
 	bare, _ = benchTimed(t, g, "dd if="+benchImage+" of=/dev/"+vg+"/ddtest2 bs=4M conv=sparse,fsync status=none", false)
 	g.MustRun("lvremove", "--yes", vg+"/ddtest2")
-	rows = append(rows, benchRow{"update (base, layer, /etc merge, boot entry)", took, bare, 0, "baseline: dd conv=sparse (buffered)"})
-	rows = append(rows, benchRow{"update", took, direct, 1.6, "baseline: lvcreate + dd iflag=direct oflag=direct conv=sparse"})
+	rows = benchAdd(t, rows, benchRow{"update (base, layer, /etc merge, boot entry)", took, bare, 0, "baseline: dd conv=sparse (buffered)"})
+	rows = benchAdd(t, rows, benchRow{"update", took, direct, 1.6, "baseline: lvcreate + dd iflag=direct oflag=direct conv=sparse"})
 
 	// A delta update (#12): v1 from the v2 base the update above wrote,
 	// against that full write. Every base is kept, so that the pool's
@@ -344,25 +363,21 @@ func TestBench(t *testing.T) {
 			t.Errorf("the bench's delta update %s took a full write: %s", name, res.Base.Way.Why)
 		}
 		d.changed = res.Base.Way.Sync.BytesWritten
+		t.Logf("bench delta %d: %s in %s, %d bytes of changed files written, pool +%d bytes", i+1, d.what, d.took, d.changed, d.growth)
 		deltas = append(deltas, d)
 		from = name
 	}
 	fiveGrowth := benchPoolUsed(t, g, benchPool) - poolStart
 
 	pull := benchPull(t, g, size)
-	rows = append(rows, benchRow{"base --add docker:// (v2 from the guest's registry)", pull.imgbase, pull.bare, 1.0,
+	rows = benchAdd(t, rows, benchRow{"base --add docker:// (v2 from the guest's registry)", pull.imgbase, pull.bare, 1.0,
 		"baseline: lvcreate + mkfs.ext4 + skopeo copy to oci: + tar -x of its layers"})
-	rows = append(rows, benchRow{"delta update v2 → v1", deltas[0].took, took, 0.4, "baseline: the full update above"})
+	rows = benchAdd(t, rows, benchRow{"delta update v2 → v1", deltas[0].took, took, 0.4, "baseline: the full update above"})
 
 	w := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', 0)
 	fmt.Fprintf(w, "\noperation\timgbase\tbaseline\tratio\ttarget\n")
 	for _, r := range rows {
-		ratio := r.imgbase.Seconds() / r.bare.Seconds()
-		target := r.comment
-		if r.limit > 0 {
-			target = fmt.Sprintf("≤ %.1f× (%s) %s", r.limit, r.comment, benchVerdict(ratio <= r.limit))
-		}
-		fmt.Fprintf(w, "%s\t%.2fs\t%.2fs\t%.2f×\t%s\n", r.what, r.imgbase.Seconds(), r.bare.Seconds(), ratio, target)
+		fmt.Fprintln(w, r)
 	}
 	fmt.Fprintf(w, "wrong --sha256 refused, base undone\t%.2fs\t\t\t(one read: written, digested, removed)\n", wrong.Seconds())
 	pool := float64(baseUsed) / float64(scan.NonZero)
