@@ -25,7 +25,8 @@ check: package vm-check
 
 # check-long: the VM tests too long for CI's hour (IMGBASE_LONG=1: e.g.
 # TestPowerCut's twelve power cuts, about 30 minutes on its own; TestUEFISystemdBoot,
-# about 11 minutes, on the UEFI image that build.sh all then builds too).
+# about 11 minutes, on the UEFI image, and TestDracutHost, about 18 minutes, on
+# the dracut host image, both of which build.sh all then builds too).
 check-long: package
 	@IMGBASE_LONG=1 $(MAKE) --no-print-directory vm-check VM_TEST_TIMEOUT=$(VM_LONG_TIMEOUT)
 

@@ -6,18 +6,21 @@
 #   agent       the static guest agent (test/vm/agent)
 #   image       the host disk image (thin LVM, GRUB); prints its path
 #   uefi-image  the UEFI host disk image (GPT, ESP at /boot/efi, systemd-boot)
+#   dracut-image  the BIOS host disk image with Debian's dracut instead of
+#               initramfs-tools, and a payload disk with a dracut v2.img
 #   testimages  v1/v2 OS images (raw ext4 + squashfs) and the payload disk
 #   squash      runtime-layout.squash, size printed beside the raw image's
 #   ocipush     the static OCI pusher the guest pushes into its registry with
 #   registry    Debian's docker-registry package, for the guest's registry
 #   skopeo      Debian's skopeo and its libraries, for make bench's pull baseline
-#   all         image, testimages, ocipush and registry, and uefi-image with
-#               IMGBASE_LONG set (make check-long: its only test is a long one)
+#   all         image, testimages, ocipush and registry, and uefi-image and
+#               dracut-image with IMGBASE_LONG set (make check-long: their
+#               only tests are long ones)
 #   keys        the input hashes the cache is keyed by
 # Each target prints KEY=path lines on stdout for the harness (env.sh).
 source "$(dirname "$0")/lib.sh"
 
-for f in stage.sh image.sh uefi.sh testimages.sh; do source "$HERE/$f"; done
+for f in stage.sh image.sh uefi.sh dracut.sh testimages.sh; do source "$HERE/$f"; done
 
 HOST_TOOLS="qemu-system-x86:qemu-system-x86_64 qemu-utils:qemu-img debootstrap:debootstrap cpio:cpio
 squashfs-tools:mksquashfs e2fsprogs:mke2fs xfsprogs:mkfs.xfs fdisk:sfdisk
@@ -117,12 +120,13 @@ rootfs) rootfs ;;
 agent) agent; agent_bin ;;
 image) image ;;
 uefi-image) uefi_image ;;
+dracut-image) dracut_image ;;
 testimages) testimages ;;
 squash) squash ;;
 ocipush) ocipush ;;
 registry) registry ;;
 skopeo) skopeo ;;
-all) image; if [ -n "${IMGBASE_LONG:-}" ]; then uefi_image; fi; testimages; ocipush; registry ;;
-keys) echo "rootfs=$(rootfs_key) agent=$(agent_key) image=$(image_key) uefi-image=$(uefi_image_key) testimages=$(testimages_key)" ;;
-*) die "usage: build.sh deps|rootfs|agent|image|uefi-image|testimages|squash|ocipush|registry|skopeo|all" ;;
+all) image; if [ -n "${IMGBASE_LONG:-}" ]; then uefi_image; dracut_image; fi; testimages; ocipush; registry ;;
+keys) echo "rootfs=$(rootfs_key) agent=$(agent_key) image=$(image_key) uefi-image=$(uefi_image_key) dracut-image=$(dracut_image_key) testimages=$(testimages_key)" ;;
+*) die "usage: build.sh deps|rootfs|agent|image|uefi-image|dracut-image|testimages|squash|ocipush|registry|skopeo|all" ;;
 esac

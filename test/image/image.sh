@@ -4,9 +4,21 @@ image_key() { key "$(rootfs_key)" "$(agent_key)" "$HERE/stage.sh" "$HERE/image.s
 image_dir() { echo "$IMGBASE_CACHE/image-$(image_key)"; }
 
 image() {
+	build_image "$(image_dir)" image
+	emit_image
+}
+
+# build_image OUT WHAT [PREPARE]: the BIOS host disk image OUT/disk.raw (with
+# OUT/vmlinuz and OUT/initrd.img, the kernel the installer guest ran), unless
+# built already; WHAT names it in progress lines. PREPARE, if given, is run
+# as "PREPARE ROOT TMP" on the staged root before it becomes the root image
+# (dracut.sh swaps initramfs-tools for dracut there). The installer guest
+# boots the initramfs the stage had before PREPARE: it only runs install.sh,
+# which copies whatever the root's /boot holds then.
+build_image() {
+	local out=$1 what=$2 prepare=${3:-}
 	rootfs; agent
-	local out; out=$(image_dir)
-	if [ -f "$out/disk.raw" ]; then step "image: cached $out/disk.raw"; emit_image; return 0; fi
+	if [ -f "$out/disk.raw" ]; then step "$what: cached $out/disk.raw"; return 0; fi
 	local tmp="$out.tmp"
 	rm -rf "$tmp"; mkdir -p "$tmp"
 	stage "$tmp/stage" 1.0
@@ -14,7 +26,8 @@ image() {
 	install -D -m 0644 "$HERE/grub.cfg.in" "$tmp/stage/usr/local/lib/imgbase-test/grub.cfg.in"
 	cp "$tmp"/stage/boot/vmlinuz-* "$tmp/vmlinuz"
 	cp "$tmp"/stage/boot/initrd.img-* "$tmp/initrd.img"
-	step "image: making the root filesystem image"
+	[ -z "$prepare" ] || "$prepare" "$tmp/stage" "$tmp"
+	step "$what: making the root filesystem image"
 	# Without metadata_csum_seed, as most installed hosts' roots are made
 	# (the OS images have it): imgbase must cope, and make bench measures
 	# layer --add on a base of this root.
@@ -22,7 +35,7 @@ image() {
 	rm -rf "$tmp/stage"
 	truncate -s 8G "$tmp/disk.raw.part"
 	qemu-img create -q -f qcow2 -F raw -b "$tmp/root.ext4" "$tmp/installer.qcow2"
-	step "image: installer guest (partition, LVM thin pool, root LV, GRUB)"
+	step "$what: installer guest (partition, LVM thin pool, root LV, GRUB)"
 	run_guest "$tmp/install.log" 900 \
 		-kernel "$tmp/vmlinuz" -initrd "$tmp/initrd.img" \
 		-append "root=/dev/vdb rw init=/usr/local/lib/imgbase-test/install console=ttyS0,115200n8 panic=-1 quiet" \
@@ -33,8 +46,7 @@ image() {
 	rm -f "$tmp/installer.qcow2" "$tmp/root.ext4"
 	mv "$tmp/disk.raw.part" "$tmp/disk.raw"
 	publish "$tmp" "$out"
-	step "image: $out/disk.raw ($(du -h --apparent-size "$out/disk.raw" | cut -f1) apparent, $(du -h "$out/disk.raw" | cut -f1) used)"
-	emit_image
+	step "$what: $out/disk.raw ($(du -h --apparent-size "$out/disk.raw" | cut -f1) apparent, $(du -h "$out/disk.raw" | cut -f1) used)"
 }
 
 emit_image() {

@@ -32,6 +32,10 @@ const (
 	EnvUEFIDisk = "IMGBASE_VM_UEFI_DISK"
 	EnvOVMFCode = "IMGBASE_VM_OVMF_CODE"
 	EnvOVMFVars = "IMGBASE_VM_OVMF_VARS"
+	// The dracut host image (BIOS, GRUB, Debian's dracut instead of
+	// initramfs-tools) and its payload disk, whose v2.img is a dracut OS.
+	EnvDracutDisk    = "IMGBASE_VM_DRACUT_DISK"
+	EnvDracutPayload = "IMGBASE_VM_DRACUT_PAYLOAD"
 )
 
 // PayloadDir is where Boot mounts the payload disk in the guest.
@@ -107,6 +111,18 @@ func BootUEFI(t testing.TB) *Guest {
 	return bootDisk(t, Options{Disk: os.Getenv(EnvUEFIDisk), UEFI: &Firmware{Code: os.Getenv(EnvOVMFCode), Vars: os.Getenv(EnvOVMFVars)}})
 }
 
+// BootDracut is Boot for the dracut host image, with its own payload disk
+// (v2.img a dracut OS as well) at PayloadDir.
+func BootDracut(t testing.TB) *Guest {
+	t.Helper()
+	for _, v := range []string{EnvDracutDisk, EnvDracutPayload} {
+		if os.Getenv(v) == "" {
+			t.Skipf("%s not set: run the VM tests with `make check-long`", v)
+		}
+	}
+	return bootDisk(t, Options{Disk: os.Getenv(EnvDracutDisk), Payload: os.Getenv(EnvDracutPayload)})
+}
+
 func boot(t testing.TB, cache string) *Guest {
 	t.Helper()
 	return bootDisk(t, Options{Disk: hostDisk(t), Cache: cache})
@@ -122,9 +138,9 @@ func hostDisk(t testing.TB) string {
 	return disk
 }
 
-// bootDisk starts a guest on an overlay of o.Disk (with the payload, the
-// accelerator and a directory of its own), waits for it and installs the
-// package under test unless the root has it.
+// bootDisk starts a guest on an overlay of o.Disk (with o.Payload, else the
+// test images' payload, the accelerator and a directory of its own), waits
+// for it and installs the package under test unless the root has it.
 func bootDisk(t testing.TB, o Options) *Guest {
 	t.Helper()
 	// A short directory: unix socket paths are limited to 108 bytes.
@@ -132,7 +148,10 @@ func bootDisk(t testing.TB, o Options) *Guest {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.Payload, o.Accel, o.Dir = os.Getenv(EnvPayload), Accel(), dir
+	if o.Payload == "" {
+		o.Payload = os.Getenv(EnvPayload)
+	}
+	o.Accel, o.Dir = Accel(), dir
 	o.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	start := time.Now()
 	m, err := Start(o)

@@ -26,6 +26,7 @@ import (
 // not. A test not listed comes after these.
 var order = []string{
 	"TestPowerCut",                  // 1960 in check-long; skips at once in make test
+	"TestDracutHost",                // 1050 in check-long; skipped in make test
 	"TestUEFISystemdBoot",           // 780 in check-long; skipped in make test
 	"TestDeltaUpdate",               // ~800 (v1→v2→v3→v2)
 	"TestXFSRoot",                   // 370, plain host image
