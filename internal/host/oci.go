@@ -58,6 +58,11 @@ func (h *Host) AddBaseFromOCI(ctx context.Context, req OCIRequest) (*OCIResult, 
 	if err != nil {
 		return nil, err
 	}
+	// Before the image is fetched or its signature judged: a usage error
+	// costs no download and gets no warning about --insecure first.
+	if req.Size == 0 {
+		return nil, refuse("cannot add a base from %s: --size is required for an OCI image, e.g. --size 4G", req.Ref)
+	}
 	img, err := h.resolveOCI(ctx, req)
 	if err != nil {
 		return nil, err
@@ -73,9 +78,6 @@ func (h *Host) AddBaseFromOCI(ctx context.Context, req OCIRequest) (*OCIResult, 
 	}
 	if err := checkNewBase(t, name); err != nil {
 		return nil, err
-	}
-	if req.Size == 0 {
-		return nil, refuse("cannot add base %s from %s: --size is required for an OCI image, e.g. --size 4G", name, req.Ref)
 	}
 	// The layers must at least fit, compressed as they are.
 	if free := t.Pool.DataFree(); uint64(img.Size()) > free {

@@ -113,7 +113,7 @@ func baseFromOCIArchive(t *testing.T, g *Guest, archive string) {
 	before := LVNames(g.LVs())
 	for _, c := range []struct{ args, want string }{
 		{"--size 64M oci-archive:/root/oci.tar:9.9", `no image tagged "9.9" (tags: 1.0)`},
-		{"--insecure oci-archive:/root/oci.tar:1.0", "--size is required"},
+		{"oci-archive:/root/oci.tar:1.0", "--size is required"},
 		{"--size 64M docker-archive:/root/oci.tar", `unknown transport "docker-archive"`},
 		{"--size 64M oci-archive:/root/oci.tar:1.0", "not signed by a trusted key: no cosign (PEM) public key is configured"},
 	} {
