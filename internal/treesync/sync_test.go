@@ -101,16 +101,18 @@ func tree(t testing.TB, root, spec string) {
 	}
 }
 
-// settle gives every destination entry that the source has with the same
-// type the source's mtime, so that a test's counts show only the changes it
-// made (two trees made one after the other differ in mtimes by chance).
+// settle gives every entry of both trees one mtime, so that a test's counts
+// show only the changes it made: two trees made one after the other differ
+// in mtimes by chance, and so may two files of one tree that the other
+// holds as one hard-linked inode.
 func settle(t testing.TB, src, dst string) {
 	t.Helper()
-	dm := build(t, dst).Index()
-	for _, e := range build(t, src).Entries {
-		if d := dm[e.Path]; d != nil && d.Type == e.Type {
-			ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Sec: e.Sec, Nsec: e.Nsec}}
-			must(t, unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(dst, e.Path), ts, unix.AT_SYMLINK_NOFOLLOW))
+	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Sec: 1_000_000_000}}
+	for _, root := range []string{src, dst} {
+		// Deepest first: a directory's mtime is set after its entries'.
+		es := build(t, root).Entries
+		for i := len(es) - 1; i >= 0; i-- {
+			must(t, unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(root, es[i].Path), ts, unix.AT_SYMLINK_NOFOLLOW))
 		}
 	}
 }
