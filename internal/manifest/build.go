@@ -23,6 +23,13 @@ type BuildOptions struct {
 	// everything below them: a record kept in the tree it describes, such
 	// as the manifest itself, is not part of that tree.
 	Exclude []string
+	// Like, when set, is a tree to compare files with instead of hashing
+	// them (see Like).
+	Like *Like
+	// NoHash leaves every hash unset: the manifest is only for a build
+	// with Like, which fills in the hashes of the files found equal. It
+	// cannot be saved.
+	NoHash bool
 }
 
 // Build describes the tree below root. Every entry is reached from an open
@@ -50,10 +57,24 @@ func BuildFd(ctx context.Context, dirfd int, o BuildOptions) (*Manifest, error) 
 		return nil, fmt.Errorf("cannot stat the root: %w", err)
 	}
 	w := &walker{
-		ctx:   ctx,
-		dev:   st.Dev,
-		heads: map[[2]uint64]int{},
-		jobs:  make(chan hashJob, 64),
+		ctx:    ctx,
+		dev:    st.Dev,
+		heads:  map[[2]uint64]int{},
+		jobs:   make(chan hashJob, 64),
+		noHash: o.NoHash,
+	}
+	likefd := -1
+	if o.Like != nil {
+		if o.Like.Manifest == nil {
+			return nil, errors.New("cannot compare with a tree without its manifest")
+		}
+		fd, err := unix.Open(o.Like.Root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("cannot open %s: %w", o.Like.Root, err)
+		}
+		defer unix.Close(fd)
+		likefd = fd
+		w.like = &likeWalk{idx: o.Like.Manifest.Index(), hashed: !o.Like.Manifest.unhashed}
 	}
 	for _, p := range o.Exclude {
 		if w.exclude == nil {
@@ -76,19 +97,26 @@ func BuildFd(ctx context.Context, dirfd int, o BuildOptions) (*Manifest, error) 
 		go func() {
 			defer wg.Done()
 			h := sha256.New()
-			buf := make([]byte, 256<<10)
+			buf, lbuf := make([]byte, 256<<10), make([]byte, 256<<10)
 			for j := range w.jobs {
 				if errs[i] == nil && ctx.Err() == nil {
-					errs[i] = hashInto(h, buf, j.f, j.e)
+					if j.like != nil {
+						errs[i] = describeLike(h, buf, lbuf, j.f, j.like, j.e, j.le, w.like.hashed)
+					} else {
+						errs[i] = hashInto(h, buf, j.f, j.e)
+					}
 					if errs[i] != nil {
 						cancel()
 					}
 				}
 				j.f.Close()
+				if j.like != nil {
+					j.like.Close()
+				}
 			}
 		}()
 	}
-	werr := w.walk(ctx, dirfd, ".")
+	werr := w.walk(ctx, dirfd, likefd, ".")
 	close(w.jobs)
 	wg.Wait()
 	if werr != nil {
@@ -100,7 +128,7 @@ func BuildFd(ctx context.Context, dirfd int, o BuildOptions) (*Manifest, error) 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	m := &Manifest{Entries: make([]Entry, len(w.entries))}
+	m := &Manifest{Entries: make([]Entry, len(w.entries)), unhashed: o.NoHash}
 	for i, e := range w.entries {
 		m.Entries[i] = *e
 	}
@@ -114,9 +142,13 @@ func BuildFd(ctx context.Context, dirfd int, o BuildOptions) (*Manifest, error) 
 	return m, nil
 }
 
+// hashJob is a file to hash, or to compare with its counterpart in Like
+// (like, described by le) when it has one.
 type hashJob struct {
-	f *os.File
-	e *Entry
+	f    *os.File
+	e    *Entry
+	like *os.File
+	le   *Entry
 }
 
 type walker struct {
@@ -126,9 +158,13 @@ type walker struct {
 	heads   map[[2]uint64]int // dev, ino of a multiply-linked inode → index of its first entry
 	jobs    chan hashJob
 	exclude map[string]bool
+	like    *likeWalk
+	noHash  bool
 }
 
-func (w *walker) walk(ctx context.Context, dirfd int, rel string) error {
+// walk describes directory rel, open as dirfd; likefd is the same
+// directory of Like, -1 when there is none.
+func (w *walker) walk(ctx context.Context, dirfd, likefd int, rel string) error {
 	names, err := readNames(dirfd)
 	if err != nil {
 		return fmt.Errorf("cannot read directory %s: %w", Escape(rel), err)
@@ -163,14 +199,22 @@ func (w *walker) walk(ctx context.Context, dirfd int, rel string) error {
 		}
 		switch e.Type {
 		case File:
+			if w.noHash {
+				break
+			}
 			f, err := openFile(dirfd, name, p, &st)
 			if err != nil {
 				return err
 			}
+			j := hashJob{f: f, e: e}
+			j.like, j.le = w.like.openLike(likefd, name, e)
 			select {
-			case w.jobs <- hashJob{f: f, e: e}:
+			case w.jobs <- j:
 			case <-ctx.Done():
 				f.Close()
+				if j.like != nil {
+					j.like.Close()
+				}
 				return ctx.Err()
 			}
 		case Dir:
@@ -181,8 +225,15 @@ func (w *walker) walk(ctx context.Context, dirfd int, rel string) error {
 			if err != nil {
 				return fmt.Errorf("cannot open directory %s: %w", Escape(p), err)
 			}
-			err = w.walk(ctx, cfd, p)
+			lfd := -1
+			if w.like != nil {
+				lfd = openLikeDir(likefd, name)
+			}
+			err = w.walk(ctx, cfd, lfd, p)
 			unix.Close(cfd)
+			if lfd >= 0 {
+				unix.Close(lfd)
+			}
 			if err != nil {
 				return err
 			}

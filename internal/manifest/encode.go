@@ -113,6 +113,9 @@ func rdevString(r uint64) string {
 
 // Encode writes m in the text format.
 func Encode(w io.Writer, m *Manifest) error {
+	if m.unhashed {
+		return errors.New("cannot write a manifest built without hashes")
+	}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	bw.WriteString(header)
 	var line []byte

@@ -75,6 +75,8 @@ type Entry struct {
 // order of a depth-first walk that visits names in byte order.
 type Manifest struct {
 	Entries []Entry
+	// unhashed is set by a build with NoHash: the hashes are unknown.
+	unhashed bool
 }
 
 // Less orders paths component by component: a directory's whole subtree
