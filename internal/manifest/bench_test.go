@@ -29,8 +29,38 @@ func BenchmarkBuildSmallFiles(b *testing.B) {
 	}
 }
 
-// BenchmarkBuildLargeFile hashes one 200 MiB file (page cache warm).
+// BenchmarkBuildLargeFile hashes one 200 MiB file (page cache warm);
+// BenchmarkBuildLikeLargeFile compares it with an equal file instead, as a
+// delta does with a file its predecessor holds.
 func BenchmarkBuildLargeFile(b *testing.B) {
+	root := largeFile(b)
+	b.SetBytes(200 << 20)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := Build(context.Background(), root, BuildOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkBuildLikeLargeFile(b *testing.B) {
+	root, old := largeFile(b), largeFile(b)
+	like := &Like{Root: old}
+	var err error
+	if like.Manifest, err = Build(context.Background(), old, BuildOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(200 << 20)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := Build(context.Background(), root, BuildOptions{Like: like}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// largeFile makes a tree holding one 200 MiB file, "big".
+func largeFile(b *testing.B) string {
 	root := tempDir(b)
 	buf := make([]byte, 1<<20)
 	for i := range buf {
@@ -43,11 +73,5 @@ func BenchmarkBuildLargeFile(b *testing.B) {
 		must(b, err)
 	}
 	must(b, f.Close())
-	b.SetBytes(200 << 20)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := Build(context.Background(), root, BuildOptions{}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	return root
 }
