@@ -3,7 +3,6 @@
 package vm
 
 import (
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -28,9 +27,7 @@ import (
 // initramfs is 16 MB, and dracut's shutdown unpacks it again at each
 // reboot), so it runs in `make check-long` only.
 func TestDracutHost(t *testing.T) {
-	if os.Getenv(EnvLong) == "" {
-		t.Skip("about 18 minutes: set " + EnvLong + "=1 (make check-long)")
-	}
+	LongOnly(t, "about 18 minutes")
 	Parallel(t)
 	g := BootDracut(t)
 	l1, v2layer := nvr1+"+1", nvr2+"+1"

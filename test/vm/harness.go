@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +29,7 @@ const (
 	EnvKernel      = "IMGBASE_VM_KERNEL" // the image's kernel, for the KVM probe
 	EnvDeb         = "IMGBASE_DEB"       // the imgbase .deb installed in each guest
 	EnvAccel       = "IMGBASE_VM_ACCEL"  // force "tcg" or "kvm"
+	EnvCPUs        = "IMGBASE_VM_CPUS"   // vCPUs of a guest (default 2)
 	// The UEFI host image (ESP at /boot/efi, systemd-boot) and OVMF.
 	EnvUEFIDisk = "IMGBASE_VM_UEFI_DISK"
 	EnvOVMFCode = "IMGBASE_VM_OVMF_CODE"
@@ -43,6 +45,21 @@ const PayloadDir = "/mnt/payload"
 
 // tenMinutes bounds one command of a walk-through.
 const tenMinutes = 10 * time.Minute
+
+// EnvLong enables the long VM tests, and the long parts of others (make
+// check-long): what make test leaves out to stay well within CI's hour.
+const EnvLong = "IMGBASE_LONG"
+
+// Long reports whether the long VM tests run.
+func Long() bool { return os.Getenv(EnvLong) != "" }
+
+// LongOnly skips t unless the long VM tests run; why says how long it takes.
+func LongOnly(t *testing.T, why string) {
+	t.Helper()
+	if !Long() {
+		t.Skip(why + ": make check-long runs it (" + EnvLong + "=1)")
+	}
+}
 
 // BootTimeout bounds one boot (SeaBIOS, GRUB, kernel, systemd) under TCG.
 var BootTimeout = 6 * time.Minute
@@ -152,6 +169,9 @@ func bootDisk(t testing.TB, o Options) *Guest {
 		o.Payload = os.Getenv(EnvPayload)
 	}
 	o.Accel, o.Dir = Accel(), dir
+	if n, err := strconv.Atoi(os.Getenv(EnvCPUs)); err == nil && n > 0 && o.CPUs == 0 {
+		o.CPUs = n
+	}
 	o.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	start := time.Now()
 	m, err := Start(o)

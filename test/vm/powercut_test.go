@@ -5,15 +5,11 @@ package vm
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 )
-
-// EnvLong enables the long VM tests (make check-long).
-const EnvLong = "IMGBASE_LONG"
 
 // cutPoint is where a power cut falls: in imgbase verb, when the shell
 // condition cond (see PowerCutAt) holds, and delay later.
@@ -70,10 +66,8 @@ type cutOutcome struct {
 // an hour: only `make check-long` (IMGBASE_LONG=1) runs them; `make test`
 // has the process kills of TestUpdate and TestDeltaUpdate.
 func TestPowerCut(t *testing.T) {
+	LongOnly(t, "the power cuts take about half an hour")
 	Parallel(t)
-	if os.Getenv(EnvLong) == "" {
-		t.Skip("the power cuts take about half an hour: make check-long runs them (IMGBASE_LONG=1)")
-	}
 	g := BootPowerCut(t)
 	l1, l2 := FirstLayer, nvr2+"+1"
 	g.WaitStarted()

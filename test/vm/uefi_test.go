@@ -3,7 +3,6 @@
 package vm
 
 import (
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -16,9 +15,7 @@ import (
 // the first layer, v2's trial boot, the rollback: about 11 minutes under
 // TCG (OVMF adds ~20 s a boot), so it runs in `make check-long` only.
 func TestUEFISystemdBoot(t *testing.T) {
-	if os.Getenv(EnvLong) == "" {
-		t.Skip("about 11 minutes: set " + EnvLong + "=1 (make check-long)")
-	}
+	LongOnly(t, "about 11 minutes")
 	Parallel(t)
 	g := BootUEFI(t)
 	l1, v2layer := nvr1+"+1", nvr2+"+1"
