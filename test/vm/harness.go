@@ -181,6 +181,10 @@ func bootDisk(t testing.TB, o Options) *Guest {
 	g := &Guest{Machine: m, t: t}
 	t.Cleanup(func() {
 		g.Machine.Kill()
+		// The suite's wall time is the guests' CPU time over two cores.
+		if ps := g.Machine.cmd.ProcessState; ps != nil {
+			t.Logf("qemu used %s of CPU in %s", (ps.UserTime() + ps.SystemTime()).Round(time.Second), time.Since(start).Round(time.Second))
+		}
 		if t.Failed() {
 			saveLog(t, g.SerialLog(), o.LogSuffix)
 		}
