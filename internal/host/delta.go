@@ -90,12 +90,14 @@ type deltaPlan struct {
 	release  func(context.Context) error
 }
 
-// close unmounts the image's filesystem; nil-safe.
-func (d *deltaPlan) close() {
-	if d != nil && d.release != nil {
-		d.release(context.Background())
-		d.release = nil
+// close unmounts the image's filesystem; nil-safe, and a no-op once done.
+func (d *deltaPlan) close() error {
+	if d == nil || d.release == nil {
+		return nil
 	}
+	err := d.release(context.Background())
+	d.release = nil
+	return err
 }
 
 // excluded is what neither the manifests nor the sync look at: the
@@ -328,6 +330,10 @@ func (h *Host) deltaSteps(vg string, im *image.Image, plan *basePlan, src source
 		{Kind: stepSyncTree, Args: src.args(journal.Args{"vg": vg, "lv": base, "mnt": h.MountPoint(base), "image": im.Path, "imgmnt": d.tree}), Do: func(ctx context.Context) error {
 			fill := func(ctx context.Context) error {
 				rep, err := h.fillDelta(ctx, vg, base, plan.size, d, im)
+				// The image's tree is done with: let it go before the
+				// commit, after which a crash would leave it mounted
+				// (recover only finishes the steps after the commit).
+				err = errors.Join(err, d.close())
 				if !h.Dry() {
 					res.Base.Way.Sync = &rep
 					res.Base.Written = rep.BytesWritten

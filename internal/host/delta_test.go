@@ -253,6 +253,21 @@ func TestUpdateByDelta(t *testing.T) {
 	if len(w.mnt) != 0 {
 		t.Errorf("left mounted: %v", w.mnt)
 	}
+	// The image's tree is let go before the commit: a crash after it
+	// (recover only finishes the boot entry) leaves nothing mounted.
+	imgUmount, layerCreate := -1, -1
+	for i, m := range f.rec.Lines() {
+		if strings.HasPrefix(m, "umount ") && strings.Contains(m, "imgbase-image-") {
+			imgUmount = i
+		}
+		if strings.Contains(m, "--name Base-3-0+1 ") {
+			layerCreate = i
+		}
+	}
+	if imgUmount < 0 || layerCreate < 0 || imgUmount > layerCreate {
+		t.Errorf("the image's tree is unmounted at command %d, the layer created at %d: want it let go after the sync, before the layer:\n%s",
+			imgUmount, layerCreate, strings.Join(f.rec.Lines(), "\n"))
+	}
 }
 
 func TestUpdateDeltaFallsBackToFull(t *testing.T) {
