@@ -200,6 +200,10 @@ func (g *Guest) waitBoot(notBoot string) {
 	ctx, cancel := context.WithTimeout(context.Background(), BootTimeout)
 	defer cancel()
 	if err := g.Ready(ctx, notBoot); err != nil {
+		// Where the vCPUs are tells a guest still booting slowly from one
+		// stuck in the firmware, the boot loader or the kernel.
+		st, merr := g.Machine.Monitor("info status", "info registers -a", "x/8i $pc")
+		g.t.Logf("qemu monitor (%v):\n%s", merr, st)
 		g.t.Fatalf("%v (serial log: %s)", err, g.SerialLog())
 	}
 	if err := g.InstallPackage(debUnderTest(g.t)); err != nil {

@@ -17,12 +17,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -124,7 +126,9 @@ func Launch(o Options) (*Machine, error) {
 	args := []string{
 		"-accel", o.Accel, "-m", strconv.Itoa(o.Memory), "-smp", strconv.Itoa(o.CPUs),
 		// No floppy, CD-ROM or VGA: probing them costs seconds under TCG.
-		"-nodefaults", "-display", "none", "-monitor", "none", "-nic", "none",
+		"-nodefaults", "-display", "none", "-nic", "none",
+		// The human monitor, to see where a guest that stopped answering is.
+		"-monitor", "unix:" + filepath.Join(o.Dir, "monitor.sock") + ",server=on,wait=off",
 		"-serial", "file:" + filepath.Join(o.Dir, "serial.log"),
 		"-drive", "file=" + overlay + ",format=qcow2,if=virtio,cache=" + o.Cache + ",discard=unmap",
 		"-chardev", "socket,id=agent,path=" + sock + ",server=on,wait=off",
@@ -387,3 +391,43 @@ func (m *Machine) Kill() {
 }
 
 func wireReboot() wire.Request { return wire.Request{Op: wire.OpReboot} }
+
+// Monitor runs human monitor commands and returns what QEMU answered: for
+// a guest that stopped answering, where its vCPUs are.
+func (m *Machine) Monitor(cmds ...string) (string, error) {
+	c, err := net.DialTimeout("unix", filepath.Join(m.opts.Dir, "monitor.sock"), 5*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	r := bufio.NewReader(c)
+	prompt := func() (string, error) {
+		var b strings.Builder
+		for !strings.HasSuffix(b.String(), "(qemu) ") {
+			ch, err := r.ReadByte()
+			if err != nil {
+				return b.String(), err
+			}
+			b.WriteByte(ch)
+		}
+		return b.String(), nil
+	}
+	if _, err := prompt(); err != nil {
+		return "", err
+	}
+	var out strings.Builder
+	for _, cmd := range cmds {
+		if _, err := io.WriteString(c, cmd+"\n"); err != nil {
+			return out.String(), err
+		}
+		ans, err := prompt()
+		// The monitor echoes the command line with terminal escapes.
+		ans = strings.ReplaceAll(strings.TrimSuffix(ans[strings.IndexByte(ans, '\n')+1:], "(qemu) "), "\r\n", "\n")
+		out.WriteString("(qemu) " + cmd + "\n" + ans)
+		if err != nil {
+			return out.String(), err
+		}
+	}
+	return out.String(), nil
+}

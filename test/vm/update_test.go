@@ -39,7 +39,7 @@ useradd -u 4321 -M -s /bin/sh imgtester
 	// check-long at each.
 	for _, at := range []struct {
 		name, re string
-		long bool
+		long     bool
 	}{
 		{"create-base", JournalStep("create-base", "trying"), true},
 		{"write-image", JournalStep("write-image", "trying"), false},
