@@ -26,7 +26,10 @@ check: package vm-check
 # check-long: the VM tests too long for CI's hour (IMGBASE_LONG=1: e.g.
 # TestPowerCut's twelve power cuts, about 30 minutes on its own; TestUEFISystemdBoot,
 # about 11 minutes, on the UEFI image, and TestDracutHost, about 18 minutes, on
-# the dracut host image, both of which build.sh all then builds too).
+# the dracut host image, both of which build.sh all then builds too), and the
+# long parts of others (harness.go's Long: TestDeltaUpdate's kill, full-install
+# comparisons and check --deep, TestUpdate's kill at every step and the boot
+# after, the boots after TestUpdateFromOCI's switch and into the host's own root).
 check-long: package
 	@IMGBASE_LONG=1 $(MAKE) --no-print-directory vm-check VM_TEST_TIMEOUT=$(VM_LONG_TIMEOUT)
 
