@@ -17,9 +17,9 @@ import (
 // fixed order instead, longest test first (a longest-processing-time
 // schedule).
 
-// order is the order in which tests get a slot: by their time on two TCG
-// guests (seconds in comments; ~ estimated from the parts measured),
-// longest first, except
+// order is the order in which tests get a slot: by their time beside
+// another TCG guest (seconds in comments, from CI's runs; ~ estimated from
+// the parts measured), longest first, except
 // that a test on the plain host image comes second: the first test
 // prepares the initialised host (BootLayered, a few minutes) and every
 // test that needs it waits for that, so the other slot runs one that does
@@ -28,18 +28,18 @@ var order = []string{
 	"TestPowerCut",                  // 1960 in check-long; skips at once in make test
 	"TestDracutHost",                // 1050 in check-long; skipped in make test
 	"TestUEFISystemdBoot",           // 780 in check-long; skipped in make test
-	"TestDeltaUpdate",               // ~800 (v1→v2→v3→v2)
-	"TestXFSRoot",                   // 370, plain host image
-	"TestUpdateFromOCI",             // ~790 (with the guest's registry)
-	"TestUpdate",                    // ~550
-	"TestBootIntoLayer",             // ~530 (with a kernel change inside a layer)
-	"TestBootLayers",                // ~520
-	"TestPackagedUpdate",            // ~370
-	"TestImageBaseLayerAndRollback", // ~340
-	"TestUpdateXFS",                 // 190
-	"TestBaseAddSquashfs",           // ~180
-	"TestSeedInitImage",             // ~110
-	"TestSeedInitFrom",              // ~100
+	"TestDeltaUpdate",               // ~1300 (v1→v2→v3→v2; CI's 2 guests)
+	"TestXFSRoot",                   // ~600, plain host image
+	"TestUpdateFromOCI",             // ~1000 (with the guest's registry)
+	"TestUpdate",                    // ~900
+	"TestPackagedUpdate",            // ~860
+	"TestBootLayers",                // ~780
+	"TestBootIntoLayer",             // ~500 (with a kernel change inside a layer)
+	"TestImageBaseLayerAndRollback", // ~500
+	"TestUpdateXFS",                 // ~290
+	"TestBaseAddSquashfs",           // ~250
+	"TestSeedInitImage",             // ~170
+	"TestSeedInitFrom",              // ~190
 }
 
 // EnvSlots overrides the number of guests run at once (default 2: each
