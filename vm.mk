@@ -3,7 +3,7 @@
 IMGBASE_CACHE ?= /var/cache/imgbase
 export IMGBASE_CACHE
 VM_BUILD := bash test/image/build.sh
-VM_TEST_TIMEOUT ?= 70m
+VM_TEST_TIMEOUT ?= 80m
 VM_RUN ?= .
 
 .PHONY: image testimages runtime-layout.squash check check-long vm-check demo vm-deps

@@ -28,9 +28,9 @@ var order = []string{
 	"TestPowerCut",                  // 1960 in check-long; skips at once in make test
 	"TestDracutHost",                // 1050 in check-long; skipped in make test
 	"TestUEFISystemdBoot",           // 780 in check-long; skipped in make test
-	"TestDeltaUpdate",               // ~1300 (v1→v2→v3→v2; CI's 2 guests)
+	"TestDeltaUpdate",               // ~1100 (v1→v2→v3, one boot after the first)
 	"TestXFSRoot",                   // ~600, plain host image
-	"TestUpdateFromOCI",             // ~1000 (with the guest's registry)
+	"TestUpdateFromOCI",             // ~800 (with the guest's registry)
 	"TestUpdate",                    // ~900
 	"TestPackagedUpdate",            // ~860
 	"TestBootLayers",                // ~780
