@@ -101,6 +101,9 @@ func (s *scheduler) acquire(name string) {
 	}
 	delete(s.waiting, name)
 	s.running++
+	// The next in order may have been woken while this one was still
+	// waiting, and gone back to sleep: it is first now.
+	s.cond.Broadcast()
 }
 
 // first reports whether name comes first of the waiting tests (ties by
