@@ -30,8 +30,9 @@ type Like struct {
 	Manifest *Manifest
 }
 
-// likeWalk is the walk's view of Like: the index of its manifest and, per
-// directory being walked, the same directory of Like when there is one.
+// likeWalk is the walk's view of Like: the index of its manifest and
+// whether that manifest has hashes. (The walk carries the descriptor of
+// Like's directory beside each directory it walks.)
 type likeWalk struct {
 	idx    map[string]*Entry
 	hashed bool
@@ -39,7 +40,7 @@ type likeWalk struct {
 
 // openLike opens the regular file name in Like's directory likefd for a
 // comparison with e, or returns nil when it cannot be compared: missing,
-// of another type or size, or unhashed while its manifest has hashes.
+// or of another type or size in Like's manifest or its tree.
 func (l *likeWalk) openLike(likefd int, name string, e *Entry) (*os.File, *Entry) {
 	if l == nil || likefd < 0 {
 		return nil, nil
