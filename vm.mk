@@ -27,9 +27,12 @@ check: package vm-check
 # TestPowerCut's twelve power cuts, about 30 minutes on its own; TestUEFISystemdBoot,
 # about 11 minutes, on the UEFI image, and TestDracutHost, about 18 minutes, on
 # the dracut host image, both of which build.sh all then builds too), and the
-# long parts of others (harness.go's Long: TestDeltaUpdate's kill, full-install
-# comparisons and check --deep, TestUpdate's kill at every step and the boot
-# after, the boots after TestUpdateFromOCI's switch and into the host's own root).
+# long parts of others (harness.go's Long): TestDeltaUpdate's kill during the
+# sync, v2 → v3 and back (each verified and compared with a full install), v3's
+# boot, check --deep and the rollback's boot; TestUpdate's kill at every step and
+# the boot after; TestUpdateFromOCI's tag move, switch and boot; the boots into
+# the host's own root (TestBootIntoLayer), after a rollback
+# (TestImageBaseLayerAndRollback) and after a fallback (TestBootLayers).
 check-long: package
 	@IMGBASE_LONG=1 $(MAKE) --no-print-directory vm-check VM_TEST_TIMEOUT=$(VM_LONG_TIMEOUT)
 

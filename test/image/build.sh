@@ -12,19 +12,20 @@
 #   squash      runtime-layout.squash, size printed beside the raw image's
 #   ocipush     the static OCI pusher the guest pushes into its registry with
 #   registry    Debian's docker-registry package, for the guest's registry
+#   ociregistry the disk the guest's registry serves v2 from (pushed on the host)
 #   skopeo      Debian's skopeo and its libraries, for make bench's pull baseline
-#   all         image, testimages, ocipush and registry, and uefi-image and
+#   all         image, testimages, ocipush, registry and ociregistry, and uefi-image and
 #               dracut-image with IMGBASE_LONG set (make check-long: their
 #               only tests are long ones)
 #   keys        the input hashes the cache is keyed by
 # Each target prints KEY=path lines on stdout for the harness (env.sh).
 source "$(dirname "$0")/lib.sh"
 
-for f in stage.sh image.sh uefi.sh dracut.sh testimages.sh; do source "$HERE/$f"; done
+for f in stage.sh image.sh uefi.sh dracut.sh testimages.sh ociregistry.sh; do source "$HERE/$f"; done
 
 HOST_TOOLS="qemu-system-x86:qemu-system-x86_64 qemu-utils:qemu-img debootstrap:debootstrap cpio:cpio
 squashfs-tools:mksquashfs e2fsprogs:mke2fs xfsprogs:mkfs.xfs fdisk:sfdisk
-ovmf:/usr/share/OVMF/OVMF_CODE_4M.fd"
+ovmf:/usr/share/OVMF/OVMF_CODE_4M.fd docker-registry:docker-registry"
 
 deps() {
 	local missing="" pair
@@ -125,8 +126,9 @@ testimages) testimages ;;
 squash) squash ;;
 ocipush) ocipush ;;
 registry) registry ;;
+ociregistry) ociregistry ;;
 skopeo) skopeo ;;
-all) image; if [ -n "${IMGBASE_LONG:-}" ]; then uefi_image; dracut_image; fi; testimages; ocipush; registry ;;
-keys) echo "rootfs=$(rootfs_key) agent=$(agent_key) image=$(image_key) uefi-image=$(uefi_image_key) dracut-image=$(dracut_image_key) testimages=$(testimages_key)" ;;
-*) die "usage: build.sh deps|rootfs|agent|image|uefi-image|dracut-image|testimages|squash|ocipush|registry|skopeo|all" ;;
+all) image; if [ -n "${IMGBASE_LONG:-}" ]; then uefi_image; dracut_image; fi; testimages; ocipush; registry; ociregistry ;;
+keys) echo "rootfs=$(rootfs_key) agent=$(agent_key) image=$(image_key) uefi-image=$(uefi_image_key) dracut-image=$(dracut_image_key) testimages=$(testimages_key) ociregistry=$(ociregistry_key)" ;;
+*) die "usage: build.sh deps|rootfs|agent|image|uefi-image|dracut-image|testimages|squash|ocipush|registry|ociregistry|skopeo|all" ;;
 esac

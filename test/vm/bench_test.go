@@ -90,7 +90,7 @@ func benchPull(t *testing.T, g *Guest, size string) benchPulled {
 		t.Logf("base --remove Bench-1-0 (to make room): %s", r.Stderr)
 	}
 	startGuestRegistry(t, g)
-	digest2, _, _ := pushV2(t, g)
+	digest2, _, _ := pushedV2(t, g)
 	const cold = "sync; echo 3 >/proc/sys/vm/drop_caches"
 	version := func(lv string) string {
 		return g.MustShell(`set -e

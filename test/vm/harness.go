@@ -26,10 +26,14 @@ const (
 	// pusher (test/vm/ocipush), copied in by the tests that use them.
 	EnvRegistryDeb = "IMGBASE_VM_REGISTRY_DEB"
 	EnvOCIPush     = "IMGBASE_VM_OCIPUSH"
-	EnvKernel      = "IMGBASE_VM_KERNEL" // the image's kernel, for the KVM probe
-	EnvDeb         = "IMGBASE_DEB"       // the imgbase .deb installed in each guest
-	EnvAccel       = "IMGBASE_VM_ACCEL"  // force "tcg" or "kvm"
-	EnvCPUs        = "IMGBASE_VM_CPUS"   // vCPUs of a guest (default 2)
+	// EnvOCIDisk is the registry's disk (build.sh ociregistry), attached
+	// read-only to every guest: v2 in an OCI layout and in a registry's
+	// storage, pushed on the host.
+	EnvOCIDisk = "IMGBASE_VM_OCIDISK"
+	EnvKernel  = "IMGBASE_VM_KERNEL" // the image's kernel, for the KVM probe
+	EnvDeb     = "IMGBASE_DEB"       // the imgbase .deb installed in each guest
+	EnvAccel   = "IMGBASE_VM_ACCEL"  // force "tcg" or "kvm"
+	EnvCPUs    = "IMGBASE_VM_CPUS"   // vCPUs of a guest (default 2)
 	// The UEFI host image (ESP at /boot/efi, systemd-boot) and OVMF.
 	EnvUEFIDisk = "IMGBASE_VM_UEFI_DISK"
 	EnvOVMFCode = "IMGBASE_VM_OVMF_CODE"
@@ -167,6 +171,9 @@ func bootDisk(t testing.TB, o Options) *Guest {
 	}
 	if o.Payload == "" {
 		o.Payload = os.Getenv(EnvPayload)
+	}
+	if d := os.Getenv(EnvOCIDisk); d != "" {
+		o.ExtraDisks = append(o.ExtraDisks, d)
 	}
 	o.Accel, o.Dir = Accel(), dir
 	if n, err := strconv.Atoi(os.Getenv(EnvCPUs)); err == nil && n > 0 && o.CPUs == 0 {

@@ -11,8 +11,9 @@ import (
 // Issue #4 on one guest: every way of choosing a layer, each proven by a
 // real boot (findmnt /, lvs by device number, /proc/cmdline), and a layer
 // whose init dies falls back by itself. Boots: the first, then six reboots
-// (the fifth is two boots: the failed trial and the fallback; the sixth,
-// a plain boot after the fallback, is make check-long's only).
+// (the fifth is two boots: the failed trial and the fallback; the third,
+// after boot --set-default, and the sixth, a plain boot after the
+// fallback, are make check-long's only).
 func TestBootLayers(t *testing.T) {
 	Parallel(t)
 	g := BootLayered(t)
@@ -62,9 +63,13 @@ func TestBootLayers(t *testing.T) {
 		t.Errorf("boot --status does not say the trial of %s was good and is over:\n%s", l3, st)
 	}
 
+	// The default set by hand: the rollback below boots one set the same
+	// way (saved_entry), so this boot is make check-long's.
 	g.Imgbase("boot", "--set-default", l1)
-	g.ExpectBooted(g.Reboot(), l1, "boot --set-default "+l1)
-	g.WaitStarted()
+	if Long() {
+		g.ExpectBooted(g.Reboot(), l1, "boot --set-default "+l1)
+		g.WaitStarted()
+	}
 	if d := strings.TrimSpace(g.Imgbase("boot", "--get-default")); d != l1 {
 		t.Errorf("boot --get-default = %q, want %s", d, l1)
 	}

@@ -39,6 +39,8 @@ type Options struct {
 	// prepared image (see BootLayered) is qcow2.
 	DiskFormat string
 	Payload    string // optional raw disk attached read-only (the test OS images)
+	// ExtraDisks are more raw disks attached read-only after Payload.
+	ExtraDisks []string
 	Accel      string // "tcg" or "kvm"
 	Memory     int    // MiB
 	CPUs       int
@@ -137,6 +139,9 @@ func Launch(o Options) (*Machine, error) {
 	}
 	if o.Payload != "" {
 		args = append(args, "-drive", "file="+o.Payload+",format=raw,if=virtio,readonly=on")
+	}
+	for _, d := range o.ExtraDisks {
+		args = append(args, "-drive", "file="+d+",format=raw,if=virtio,readonly=on")
 	}
 	if o.UEFI != nil {
 		args = append(args,

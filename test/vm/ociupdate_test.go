@@ -14,39 +14,6 @@ import (
 	"time"
 )
 
-// ociLayoutScript defines, for a guest shell, how to make an OCI image
-// layout by hand (the guest has no network and no container tools):
-// blob FILE stores a file as a blob and prints "DIGEST SIZE"; image NVR
-// TAG LAYER... writes the config and manifest of an image of those
-// uncompressed layer blobs and points TAG at it in index.json (moving it
-// when it exists).
-const ociLayoutScript = `set -e
-L=/scratch/oci
-mkdir -p $L/blobs/sha256
-echo '{"imageLayoutVersion":"1.0.0"}' >$L/oci-layout
-blob() {
-	d=$(sha256sum "$1" | cut -d' ' -f1)
-	s=$(stat -c %s "$1")
-	[ -e $L/blobs/sha256/$d ] || mv "$1" $L/blobs/sha256/$d
-	echo "$d $s"
-}
-image() {
-	nvr=$1 tag=$2; shift 2
-	diffs= layers=
-	for l in "$@"; do
-		set -- $(blob $l); d=$1 s=$2
-		diffs="$diffs${diffs:+,}\"sha256:$d\""
-		layers="$layers${layers:+,}{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"sha256:$d\",\"size\":$s}"
-	done
-	printf '{"architecture":"amd64","os":"linux","config":{"Labels":{"imgbase.nvr":"%s"}},"rootfs":{"type":"layers","diff_ids":[%s]}}' "$nvr" "$diffs" >/scratch/config.json
-	set -- $(blob /scratch/config.json); cd=$1 cs=$2
-	printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[%s]}' "$cd" "$cs" "$layers" >/scratch/manifest.json
-	set -- $(blob /scratch/manifest.json); md=$1 ms=$2
-	printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"%s"}}]}' "$md" "$ms" "$tag" >$L/index.json
-	echo "sha256:$md"
-}
-`
-
 // Registry in the guest: Debian's docker-registry (distribution 2.8),
 // unpacked from its package onto the scratch LV so that every layer can
 // run it, serving plain HTTP on the guest's loopback (the guest has no
@@ -84,25 +51,38 @@ exit 1`)
 	t.Logf("registry listening after %s", time.Since(start).Round(time.Second))
 }
 
-// mountScratchLine mounts the scratch LV of startGuestRegistry again (after
-// a reboot).
-const mountScratchLine = `mkdir -p /scratch && mount /dev/HostVG/scratch /scratch`
+// ociDir is where the registry's disk (EnvOCIDisk) is mounted: v2 in an OCI
+// layout (oci/, tag 2.0), the registry's storage with v2 pushed
+// (registry/), v2.digest, v2.layer, v2.size and ocilayout.sh.
+const ociDir = "/mnt/oci"
+
+// mountScratchLine mounts the scratch LV of startGuestRegistry, the
+// registry's disk and the registry's storage again (after a reboot): the
+// disk's storage below, the scratch LV's above, which takes what the tests
+// push.
+const mountScratchLine = `set -e
+mkdir -p /scratch ` + ociDir + `
+mountpoint -q /scratch || mount /dev/HostVG/scratch /scratch
+mountpoint -q ` + ociDir + ` || mount -o ro LABEL=ocidisk ` + ociDir + `
+mkdir -p /scratch/registry-upper /scratch/registry-work /scratch/registry-data
+mountpoint -q /scratch/registry-data || mount -t overlay -o lowerdir=` + ociDir + `/registry,upperdir=/scratch/registry-upper,workdir=/scratch/registry-work registry /scratch/registry-data`
 
 // startGuestRegistry makes scratch space every layer sees (a thin LV of
 // the test's own at /scratch), puts the registry's package, its
-// configuration and the pusher there, starts the registry and lets
-// imgbase reach it over plain HTTP, as an admin would.
+// configuration and the pusher there, starts the registry on the storage
+// the host pushed v2 into and lets imgbase reach it over plain HTTP, as an
+// admin would.
 func startGuestRegistry(t *testing.T, g *Guest) {
 	t.Helper()
 	pusher, deb := os.Getenv(EnvOCIPush), os.Getenv(EnvRegistryDeb)
-	if pusher == "" || deb == "" {
-		t.Fatalf("%s and %s must be set (test/image/build.sh all)", EnvOCIPush, EnvRegistryDeb)
+	if pusher == "" || deb == "" || os.Getenv(EnvOCIDisk) == "" {
+		t.Fatalf("%s, %s and %s must be set (test/image/build.sh all)", EnvOCIPush, EnvRegistryDeb, EnvOCIDisk)
 	}
 	g.MustShell(`mkdir -p /etc/imgbased.conf.d && printf '[update]\ninsecure_registries = 127.0.0.1:5000\n' >/etc/imgbased.conf.d/60-registry.conf`)
 	g.MustShell(`set -e
 lvcreate -q -y -V 3G -T HostVG/pool00 -n scratch
-mkfs.ext4 -q /dev/HostVG/scratch
-` + mountScratchLine)
+mkfs.ext4 -q /dev/HostVG/scratch`)
+	g.MustShell(mountScratchLine)
 	if err := g.CopyIn(deb, "/scratch/docker-registry.deb", 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -115,42 +95,50 @@ mkfs.ext4 -q /dev/HostVG/scratch
 	startRegistry(t, g)
 }
 
-// pushV2 pushes v2 as an OCI image of one layer (the raw image's tree,
-// tar'ed with owners and xattrs), tagged 2.0, to the guest's registry. It
-// returns the manifest's digest and the layer's digest and size.
-func pushV2(t *testing.T, g *Guest) (digest, layer string, size int64) {
+// pushedV2 returns what the host pushed to tag 2.0 of the registry's
+// storage (build.sh ociregistry): v2 as an OCI image of one layer (v2.img's
+// tree, tar'ed with owners and xattrs), its manifest's digest and its
+// layer's digest and size.
+func pushedV2(t *testing.T, g *Guest) (digest, layer string, size int64) {
 	t.Helper()
-	return pushTag(t, g, nvr2, "v2", "", `mkdir -p /mnt/v2
-mount -o ro,loop `+v2img+` /mnt/v2
-(cd /mnt/v2 && tar --numeric-owner --xattrs --xattrs-include='*' --exclude=./lost+found -cf /scratch/v2.tar .)
-umount /mnt/v2`)
+	f := strings.Fields(g.MustShell("cat " + ociDir + "/v2.digest " + ociDir + "/v2.layer " + ociDir + "/v2.size"))
+	if len(f) != 3 {
+		t.Fatalf("the registry's disk describes v2 as %q", f)
+	}
+	size, err := strconv.ParseInt(f[2], 10, 64)
+	if err != nil {
+		t.Fatalf("v2.size: %v", err)
+	}
+	return f[0], f[1], size
 }
 
-// pushV3 moves tag 2.0 of the guest's registry to v3: v2's layer (pushed
-// by pushV2) plus one that adds a file, named nvr. It returns the
-// manifest's digest and the new layer's digest and size.
+// pushV3 moves tag 2.0 of the guest's registry to v3: v2's layer (on the
+// registry's disk) plus one that adds a file, named nvr, pushed from a
+// layout in /scratch/oci. It returns the manifest's digest and the new
+// layer's digest and size.
 func pushV3(t *testing.T, g *Guest, nvr string) (digest, layer string, size int64) {
 	t.Helper()
-	return pushTag(t, g, nvr, "v3", "$L/blobs/sha256/$(cat /scratch/v2.layer)", `mkdir -p /scratch/v3/etc && echo v3 >/scratch/v3/etc/imgbase-v3
-tar --numeric-owner -C /scratch/v3 -cf /scratch/v3.tar etc/imgbase-v3`)
-}
-
-// pushTag runs script, which makes the layer /scratch/NAME.tar, and
-// pushes the image nvr of the layers below (blob paths in the guest's
-// layout) and that one to tag 2.0 of the guest's registry.
-func pushTag(t *testing.T, g *Guest, nvr, name, below, script string) (digest, layer string, size int64) {
-	t.Helper()
-	x := "/scratch/" + name
-	digest = strings.TrimSpace(g.MustShell(ociLayoutScript + script + `
-sha256sum ` + x + `.tar | cut -d' ' -f1 >` + x + `.layer
-stat -c %s ` + x + `.tar >` + x + `.size
-image ` + nvr + ` 2.0 ` + below + ` ` + x + `.tar >` + x + `.digest
-/scratch/ocipush $L 2.0 ` + registryRepo + `:2.0 >` + x + `.pushed
-cmp ` + x + `.digest ` + x + `.pushed >&2
-cat ` + x + `.digest`))
-	layer = "sha256:" + strings.TrimSpace(g.MustRun("cat", x+".layer"))
-	size, _ = strconv.ParseInt(strings.TrimSpace(g.MustRun("cat", x+".size")), 10, 64)
-	return digest, layer, size
+	out := strings.Fields(g.MustShell(`set -e
+L=/scratch/oci
+. ` + ociDir + `/ocilayout.sh
+v2=$(cut -d: -f2 ` + ociDir + `/v2.layer)
+ln -sf ` + ociDir + `/oci/blobs/sha256/$v2 $L/blobs/sha256/$v2
+mkdir -p /scratch/v3/etc && echo v3 >/scratch/v3/etc/imgbase-v3
+tar --numeric-owner -C /scratch/v3 -cf /scratch/v3.tar etc/imgbase-v3
+layer=$(sha256sum /scratch/v3.tar | cut -d' ' -f1)
+size=$(stat -c %s /scratch/v3.tar)
+digest=$(image ` + nvr + ` 2.0 $L/blobs/sha256/$v2 /scratch/v3.tar)
+pushed=$(/scratch/ocipush $L 2.0 ` + registryRepo + `:2.0)
+[ "$pushed" = "$digest" ] || { echo "pushed $pushed, want $digest" >&2; exit 1; }
+echo $digest sha256:$layer $size`))
+	if len(out) != 3 {
+		t.Fatalf("pushing v3: %q", out)
+	}
+	size, err := strconv.ParseInt(out[2], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out[0], out[1], size
 }
 
 // blobGets returns the registry's access log lines of this boot for GETs
@@ -199,8 +187,8 @@ func TestUpdateFromOCI(t *testing.T) {
 	g.Imgbase("volume", "--create", "/var/cache/imgbase", "2G")
 
 	startGuestRegistry(t, g) // plain HTTP: the admin allows it
-	digest2, v2sum, v2size := pushV2(t, g)
-	t.Logf("v2 image %s pushed to %s, layer %s of %d bytes", digest2, registryRef, v2sum, v2size)
+	digest2, v2sum, v2size := pushedV2(t, g)
+	t.Logf("v2 image %s in %s, layer %s of %d bytes", digest2, registryRef, v2sum, v2size)
 
 	check := func(args ...string) checkJSON {
 		t.Helper()
@@ -215,7 +203,7 @@ func TestUpdateFromOCI(t *testing.T) {
 		t.Errorf("check before the update: %+v, want %s available as %s", c, digest2, nvr2)
 	}
 	// The same image in the layout it was pushed from.
-	if c := check("oci:/scratch/oci:2.0"); !c.Available || c.Digest != digest2 {
+	if c := check("oci:" + ociDir + "/oci:2.0"); !c.Available || c.Digest != digest2 {
 		t.Errorf("check of the oci: layout: %+v, want %s available", c, digest2)
 	}
 

@@ -28,18 +28,18 @@ var order = []string{
 	"TestPowerCut",                  // 1960 in check-long; skips at once in make test
 	"TestDracutHost",                // 1050 in check-long; skipped in make test
 	"TestUEFISystemdBoot",           // 780 in check-long; skipped in make test
-	"TestDeltaUpdate",               // ~1100 (v1→v2→v3, one boot after the first)
-	"TestXFSRoot",                   // ~600, plain host image
-	"TestUpdateFromOCI",             // ~800 (with the guest's registry)
-	"TestUpdate",                    // ~900
-	"TestPackagedUpdate",            // ~860
-	"TestBootLayers",                // ~780
-	"TestBootIntoLayer",             // ~500 (with a kernel change inside a layer)
-	"TestImageBaseLayerAndRollback", // ~500
-	"TestUpdateXFS",                 // ~290
+	"TestUpdate",                    // ~720 (a delta update, its trial boot)
+	"TestXFSRoot",                   // ~500, plain host image
+	"TestBootLayers",                // ~690 (four reboots, one of them two boots)
+	"TestUpdateFromOCI",             // ~650 (the pull of v2 from the guest's registry, its boot)
+	"TestDeltaUpdate",               // ~600 (v1→v2 by delta and in full, compared; v2's boot)
+	"TestPackagedUpdate",            // ~500
+	"TestBootIntoLayer",             // ~480 (with a kernel change inside a layer)
+	"TestImageBaseLayerAndRollback", // ~400
+	"TestUpdateXFS",                 // ~390
 	"TestBaseAddSquashfs",           // ~250
-	"TestSeedInitImage",             // ~170
 	"TestSeedInitFrom",              // ~190
+	"TestSeedInitImage",             // ~170
 }
 
 // EnvSlots overrides the number of guests run at once (default 2: each
