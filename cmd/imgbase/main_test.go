@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -471,6 +472,10 @@ func TestChangesAreLogged(t *testing.T) {
 	}
 	if n := strings.Count(log, "imgbase started"); n != 2 {
 		t.Errorf("%d runs logged, want 2:\n%s", n, log)
+	}
+	// Each run ends with its peak memory, failed ones too.
+	if n := len(regexp.MustCompile(`msg="imgbase (finished|failed)".* maxrss_kib=[1-9][0-9]*\n`).FindAllString(log, -1)); n != 2 {
+		t.Errorf("%d runs end with their peak memory (maxrss_kib), want 2:\n%s", n, log)
 	}
 }
 
