@@ -95,7 +95,10 @@ func TestBootLayers(t *testing.T) {
 	// A layer whose init exits: the kernel panics (trial entries carry
 	// panic=10), GRUB falls back to the default by itself.
 	g.Imgbase("layer", "--add")
-	g.InLayer(l4, `rm -f "$M/usr/sbin/init"; printf '#!/bin/sh\necho imgbase-test: broken init >/dev/console\nexit 1\n' >"$M/usr/sbin/init"; chmod 755 "$M/usr/sbin/init"`)
+	// The init waits before it dies: the panic's printk cut its line short
+	// on the console while the tty still held it ("imgbase-test: br[ ...
+	// Kernel panic").
+	g.InLayer(l4, `rm -f "$M/usr/sbin/init"; printf '#!/bin/sh\necho imgbase-test: broken init >/dev/console\nsleep 2\nexit 1\n' >"$M/usr/sbin/init"; chmod 755 "$M/usr/sbin/init"`)
 	if st = g.Imgbase("boot", "--status"); !strings.Contains(st, "on trial: "+l4) {
 		t.Fatalf("the broken layer %s is not on trial:\n%s", l4, st)
 	}

@@ -238,6 +238,11 @@ for (my $o = 0; $o < %d; $o += %d) { sysseek($f, $o, 0) or die "$!"; syswrite($f
 
 	// With lvm.conf letting dmeventd grow the pool from the volume group's
 	// free extents, the same update fits: imgbase grows the pool first.
+	// dmeventd itself must not grow it meanwhile (the pool is far above
+	// the threshold: it did, once, between this and the dry run, which then
+	// had nothing to grow): the pool is unmonitored while the test looks.
+	g.MustRun("lvchange", "-q", "--monitor", "n", vg+"/pool00")
+	defer g.MustRun("lvchange", "-q", "--monitor", "y", vg+"/pool00")
 	g.MustShell(`cp /etc/lvm/lvm.conf /run/lvm.conf.orig && sed -i '/^activation {/a\	thin_pool_autoextend_threshold = 80' /etc/lvm/lvm.conf && lvmconfig activation/thin_pool_autoextend_threshold | grep -qx 'thin_pool_autoextend_threshold=80'`)
 	defer g.MustShell("cp /run/lvm.conf.orig /etc/lvm/lvm.conf")
 	vgFree := strings.TrimSpace(g.MustRun("vgs", "--noheadings", "-o", "vg_free", vg))
