@@ -3,8 +3,9 @@
 //
 //	ocipush DIR TAG REF
 //
-// The VM tests' guest has no network and no container tools, so the test
-// pushes into the registry on the guest's loopback with this.
+// The image build pushes v2 into a registry's storage on the host with it
+// (test/image/ociregistry.sh); the VM tests' guest, which has no network
+// and no container tools, pushes into its registry on its loopback with it.
 package main
 
 import (
