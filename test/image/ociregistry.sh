@@ -35,7 +35,9 @@ ociregistry() {
 	stat -c %s "$tmp/v2.tar" >"$tmp/disk/v2.size"
 	echo "sha256:$layer" >"$tmp/disk/v2.layer"
 	cp "$HERE/ocilayout.sh" "$tmp/disk/ocilayout.sh"
-	(L=$tmp/disk/oci; source "$HERE/ocilayout.sh"; image "$OCI_NVR2" 2.0 "$tmp/v2.tar") >"$tmp/disk/v2.digest"
+	# The tar goes in as the blob it is, so that blob() need not hash it again.
+	(L=$tmp/disk/oci; source "$HERE/ocilayout.sh"; mv "$tmp/v2.tar" "$L/blobs/sha256/$layer"
+		image "$OCI_NVR2" 2.0 "$L/blobs/sha256/$layer") >"$tmp/disk/v2.digest"
 	step "ociregistry: pushing it into a registry's storage"
 	local port=$((20000 + RANDOM % 20000)) pid pushed
 	printf 'version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
@@ -54,7 +56,7 @@ ociregistry() {
 	ln -f "$tmp/disk/oci/blobs/sha256/$layer" "$data"
 	local size; size=$(du -sm "$tmp/disk" | cut -f1)
 	mkfs.ext4 -q -F -L ocidisk -E root_owner=0:0 -d "$tmp/disk" "$tmp/oci.ext4" "$((size * 11 / 10 + 32))M" >&2
-	rm -rf "$tmp/disk" "$tmp/mnt" "$tmp/v2.tar"
+	rm -rf "$tmp/disk" "$tmp/mnt"
 	publish "$tmp" "$out"
 	emit_ociregistry
 }
