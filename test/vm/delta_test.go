@@ -56,21 +56,29 @@ func TestDeltaUpdate(t *testing.T) {
 		t.Errorf("base --verify of a fully written base: exit %d, want 0 saying it has no manifest:\n%s%s", r.ExitCode, r.Stdout, r.Stderr)
 	}
 
-	r := g.ImgbaseResult("--debug", "update", "--from-base", v1base, v2img)
-	t.Logf("imgbase update --from-base %s %s: exit %d\n%s%s", v1base, v2img, r.ExitCode, r.Stdout, deltaLines(r.Stderr))
-	if r.ExitCode != 0 {
-		t.Fatalf("the delta update failed: exit %d", r.ExitCode)
+	// deltaUpdate runs `imgbase --debug update ARGS`, which must make base
+	// by a delta from `from` (a thin snapshot of it) and report the counts,
+	// among them the word count; it returns the LVs after.
+	deltaUpdate := func(base, from, count string, args ...string) map[string]LV {
+		t.Helper()
+		r := g.ImgbaseResult(append([]string{"--debug", "update"}, args...)...)
+		t.Logf("imgbase update %s: exit %d\n%s%s", strings.Join(args, " "), r.ExitCode, r.Stdout, deltaLines(r.Stderr))
+		if r.ExitCode != 0 {
+			t.Fatalf("the delta update to %s failed: exit %d", base, r.ExitCode)
+		}
+		if !strings.Contains(r.Stdout, "delta from "+from+": ") || !strings.Contains(r.Stdout, count) {
+			t.Errorf("the update to %s does not report a delta from %s with its counts:\n%s", base, from, r.Stdout)
+		}
+		lvs := g.LVs()
+		checkBase(t, lvs, base)
+		if o := lvs[base].Origin; o != from {
+			t.Errorf("base %s has origin %q, want %s (a thin snapshot of its predecessor)", base, o, from)
+		}
+		return lvs
 	}
-	if !strings.Contains(r.Stdout, "delta from "+v1base+": ") || !strings.Contains(r.Stdout, " added, ") {
-		t.Errorf("the update does not report a delta from %s with its counts:\n%s", v1base, r.Stdout)
-	}
-	lvs := g.LVs()
-	checkBase(t, lvs, nvr2)
+	lvs := deltaUpdate(nvr2, v1base, " added, ", "--from-base", v1base, v2img)
 	checkLayer(t, lvs, v2layer, nvr2)
 	checkBase(t, lvs, v1base)
-	if o := lvs[nvr2].Origin; o != v1base {
-		t.Errorf("base %s has origin %q, want %s (a thin snapshot of its predecessor)", nvr2, o, v1base)
-	}
 	uuid := func(lv string) string {
 		return strings.TrimSpace(g.MustShell(fmt.Sprintf("lvchange -ay -K %[1]s/%[2]s && blkid -p -o value -s UUID /dev/%[1]s/%[2]s; lvchange -an %[1]s/%[2]s", vg, lv)))
 	}
@@ -176,20 +184,8 @@ cat /var/lib/imgbase/journal.json || true`
 
 		// v2 → v3 by delta from v2 (the running layer's base when v2's layer
 		// has booted), whose manifest the delta reads.
-		r = g.ImgbaseResult("--debug", "update", "--from-base", nvr2, v3img)
-		t.Logf("imgbase update --from-base %s %s: exit %d\n%s%s", nvr2, v3img, r.ExitCode, r.Stdout, deltaLines(r.Stderr))
-		if r.ExitCode != 0 {
-			t.Fatalf("the delta update v2 → v3 failed: exit %d", r.ExitCode)
-		}
-		if !strings.Contains(r.Stdout, "delta from "+nvr2+": ") || !strings.Contains(r.Stdout, " removed, ") {
-			t.Errorf("the update to v3 does not report a delta from %s with its counts:\n%s", nvr2, r.Stdout)
-		}
-		lvs = g.LVs()
-		checkBase(t, lvs, nvr3)
+		lvs = deltaUpdate(nvr3, nvr2, " removed, ", "--from-base", nvr2, v3img)
 		checkLayer(t, lvs, v3layer, nvr3)
-		if o := lvs[nvr3].Origin; o != nvr2 {
-			t.Errorf("base %s has origin %q, want %s", nvr3, o, nvr2)
-		}
 		verifyClean(nvr3)
 		// What v3 changes, seen in the delta-made base, and its predecessor
 		// as it was: the test image must really carry the changes.
@@ -208,12 +204,10 @@ done`, vg, nvr2, nvr3))
 				t.Errorf("v2 → v3: want a line %q", want)
 			}
 		}
-		if Long() {
-			out = g.Imgbase("base", "--add", "--full", fullv3, v3img)
-			t.Logf("imgbase base --add --full %s %s: %s", fullv3, v3img, out)
-			sameAsFull(nvr3, fullv3)
-			g.Imgbase("base", "--remove", fullv3)
-		}
+		out = g.Imgbase("base", "--add", "--full", fullv3, v3img)
+		t.Logf("imgbase base --add --full %s %s: %s", fullv3, v3img, out)
+		sameAsFull(nvr3, fullv3)
+		g.Imgbase("base", "--remove", fullv3)
 
 		// v3's trial boot: its kernel is v2's vmlinuz with v3's initramfs.
 		g.ExpectBooted(g.Reboot(), v3layer, "the v2 → v3 delta update's trial boot")
@@ -231,32 +225,17 @@ done`, vg, nvr2, nvr3))
 		if marks[v2layer] != "0" || marks[v3layer] != "1" {
 			t.Errorf("want v3's layer booting v3's initramfs (with the marker) and v2's without:\n%s", kern)
 		}
-		if Long() {
-			if r := g.ImgbaseResult("check", "--deep"); r.ExitCode != 0 {
-				t.Errorf("imgbase check --deep on v3's layer: exit %d\n%s%s", r.ExitCode, r.Stdout, r.Stderr)
-			}
+		if r := g.ImgbaseResult("check", "--deep"); r.ExitCode != 0 {
+			t.Errorf("imgbase check --deep on v3's layer: exit %d\n%s%s", r.ExitCode, r.Stdout, r.Stderr)
 		}
 
+		// Going back, a second delta of each kind of change: v3 → v2 again,
+		// by delta from v3: the directory comes back, the symlink becomes a
+		// file again, the initramfs is v2's.
 		deltaBases = append(deltaBases, nvr3, back2)
-		{ // going back: a second delta of each kind of change
-			// v3 → v2 again, by delta from v3: the directory comes back, the
-			// symlink becomes a file again, the initramfs is v2's.
-			r = g.ImgbaseResult("--debug", "update", "--nvr", back2, v2img)
-			t.Logf("imgbase update --nvr %s %s: exit %d\n%s%s", back2, v2img, r.ExitCode, r.Stdout, deltaLines(r.Stderr))
-			if r.ExitCode != 0 {
-				t.Fatalf("the delta update v3 → v2 failed: exit %d", r.ExitCode)
-			}
-			if !strings.Contains(r.Stdout, "delta from "+nvr3+": ") || !strings.Contains(r.Stdout, " added, ") {
-				t.Errorf("the update back to v2 does not report a delta from %s with its counts:\n%s", nvr3, r.Stdout)
-			}
-			lvs = g.LVs()
-			checkBase(t, lvs, back2)
-			if o := lvs[back2].Origin; o != nvr3 {
-				t.Errorf("base %s has origin %q, want %s", back2, o, nvr3)
-			}
-			verifyClean(back2)
-			sameAsFull(back2, fullv2)
-		}
+		deltaUpdate(back2, nvr3, " added, ", "--nvr", back2, v2img)
+		verifyClean(back2)
+		sameAsFull(back2, fullv2)
 
 	}
 
