@@ -8,7 +8,7 @@ import (
 // Partition type GUIDs of the Boot Loader Specification's two partitions.
 const (
 	ESPType      = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b"
-	XBOOTLDRType = "bc13c2ff-59e6-4262-a352-b275fd102c72"
+	XBOOTLDRType = "bc13c2ff-59e6-4262-a352-b275fd6f7172"
 )
 
 // Mount is what the mount table (and udev) says of a mount point.

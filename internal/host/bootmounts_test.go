@@ -21,7 +21,7 @@ func TestBootMounts(t *testing.T) {
 			"31 30 8:1 / /efi rw - vfat /dev/sda1 rw\n"+
 			"32 30 8:3 / /efi rw - vfat /dev/sda3 rw\n"), 0o644)
 	os.MkdirAll(filepath.Join(root, "run/udev/data"), 0o755)
-	os.WriteFile(filepath.Join(root, "run/udev/data/b8:2"), []byte("E:ID_PART_ENTRY_TYPE=BC13C2FF-59E6-4262-A352-B275FD102C72\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "run/udev/data/b8:2"), []byte("E:ID_PART_ENTRY_TYPE=BC13C2FF-59E6-4262-A352-B275FD6F7172\n"), 0o644)
 	f.rec.On("blkid -p -o value -s PART_ENTRY_TYPE /dev/sda3", "c12a7328-f81f-11d2-ba4b-00a0c93ec93b\n", nil)
 	mounts := f.h.BootMounts(context.Background())
 	if mounts == nil {
