@@ -115,8 +115,26 @@ type Writer struct {
 	done bool
 }
 
-// Create starts writing the blob with digest.
+// Create starts writing the blob with digest; Commit hashes what was
+// written and checks it.
 func (c *Cache) Create(digest string) (*Writer, error) {
+	w, err := c.create(digest)
+	if err == nil {
+		w.h = sha256.New()
+	}
+	return w, err
+}
+
+// CreateVerified starts writing a blob that the caller hashes itself, byte
+// for byte as it is written here (a layer teed to the cache while applied,
+// whose digest the apply checks): hashing it twice would cost a second
+// pass of the CPU over the whole blob. Commit only when the caller's hash
+// matched the digest.
+func (c *Cache) CreateVerified(digest string) (*Writer, error) {
+	return c.create(digest)
+}
+
+func (c *Cache) create(digest string) (*Writer, error) {
 	if _, err := hexOf(digest); err != nil {
 		return nil, err
 	}
@@ -124,12 +142,14 @@ func (c *Cache) Create(digest string) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot write cached blob %s: %w", digest, err)
 	}
-	return &Writer{c: c, want: digest, f: f, h: sha256.New()}, nil
+	return &Writer{c: c, want: digest, f: f}, nil
 }
 
 func (w *Writer) Write(p []byte) (int, error) {
 	if w.err == nil {
-		w.h.Write(p)
+		if w.h != nil {
+			w.h.Write(p)
+		}
 		if _, err := w.f.Write(p); err != nil {
 			w.err = err
 		}
@@ -145,8 +165,9 @@ func (e *DigestMismatchError) Error() string {
 	return fmt.Sprintf("blob %s does not match its digest (got %s)", e.Want, e.Got)
 }
 
-// Commit checks the digest and, when it matches, makes the blob a cache
-// entry, then evicts blobs beyond the cap. Otherwise the blob is dropped.
+// Commit checks the digest (for a CreateVerified writer the caller did)
+// and, when it matches, makes the blob a cache entry, then evicts blobs
+// beyond the cap. Otherwise the blob is dropped.
 func (w *Writer) Commit() error {
 	if w.done {
 		return errors.New("cannot commit cached blob: already closed")
@@ -160,8 +181,10 @@ func (w *Writer) Commit() error {
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}
-	if got := "sha256:" + hex.EncodeToString(w.h.Sum(nil)); err == nil && got != w.want {
-		err = &DigestMismatchError{Want: w.want, Got: got}
+	if w.h != nil && err == nil {
+		if got := "sha256:" + hex.EncodeToString(w.h.Sum(nil)); got != w.want {
+			err = &DigestMismatchError{Want: w.want, Got: got}
+		}
 	}
 	if err != nil {
 		os.Remove(tmp)

@@ -298,6 +298,13 @@ func TestDigestMismatch(t *testing.T) {
 	if !errors.As(err, &de) || de.What != "diffID" || de.Got != digest(tb) {
 		t.Fatalf("wrong diffID: %v", err)
 	}
+	// An uncompressed layer, whose diffID is its digest (hashed once).
+	if _, err = apply(t, t.TempDir(), tb, Layer{DiffID: other}); !errors.As(err, &de) || de.What != "diffID" || de.Got != digest(tb) {
+		t.Fatalf("wrong diffID of an uncompressed layer: %v", err)
+	}
+	if _, err = apply(t, t.TempDir(), tb, Layer{DiffID: digest(tb)}); err != nil {
+		t.Fatalf("uncompressed layer with its diffID: %v", err)
+	}
 	// Bytes after the tar's end are covered too.
 	padded := append(append([]byte{}, tb...), make([]byte, 4096)...)
 	if _, err := apply(t, t.TempDir(), padded, Layer{Digest: digest(tb)}); !errors.As(err, &de) {

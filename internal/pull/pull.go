@@ -136,7 +136,9 @@ func applyOne(ctx context.Context, r *ocilayer.Root, src Layers, i int, l regist
 	var blob io.Reader = in
 	var w *blobcache.Writer
 	if o.Cache != nil {
-		if w, err = o.Cache.Create(l.Digest); err != nil {
+		// Apply hashes every byte teed here and fails on a mismatch,
+		// which aborts the entry: the cache need not hash it again.
+		if w, err = o.Cache.CreateVerified(l.Digest); err != nil {
 			o.Logger.Warn("cannot cache layer", "digest", l.Digest, "err", err)
 		} else {
 			blob = io.TeeReader(in, w)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -31,6 +32,7 @@ import (
 
 	"github.com/imgbase/imgbase/internal/blobcache"
 	"github.com/imgbase/imgbase/internal/imageref"
+	"github.com/imgbase/imgbase/internal/ocilayer"
 	"github.com/imgbase/imgbase/internal/registry"
 )
 
@@ -204,6 +206,7 @@ type fixture struct {
 	v1, v2       string // source trees
 	served       atomic.Int64
 	cutLayer     string // a blob digest whose download is cut halfway
+	tamperLayer  string // a blob digest served with one byte flipped
 	layerA, layB v1.Layer
 }
 
@@ -241,6 +244,10 @@ func newFixtureOn(t *testing.T, reg http.Handler) *fixture {
 				w.Write(body[:len(body)/2])
 				f.served.Add(int64(len(body) / 2))
 				panic(http.ErrAbortHandler)
+			}
+			if f.tamperLayer != "" && strings.HasSuffix(r.URL.Path, f.tamperLayer) {
+				body = bytes.Clone(body)
+				body[len(body)/2] ^= 1
 			}
 			for k, v := range rec.Header() {
 				w.Header()[k] = v
@@ -348,6 +355,28 @@ func testCutDownload(t *testing.T, f *fixture) {
 	}
 	if cache.Has(dB.String()) || !cache.Has(dA.String()) {
 		t.Errorf("cache: A %v B %v, want A only", cache.Has(dA.String()), cache.Has(dB.String()))
+	}
+}
+
+// The cache does not hash a downloaded layer itself (the apply does, as
+// it reads it): a tampered download must still never become an entry.
+func TestTamperedDownloadCachesNothing(t *testing.T) {
+	f := newFixture(t)
+	dir := filepath.Join(t.TempDir(), "blobs")
+	cache, _ := blobcache.Open(dir, 1<<30, nil)
+	dB, _ := f.layB.Digest()
+	dA, _ := f.layerA.Digest()
+	f.tamperLayer = dB.String()
+	_, err := Extract(context.Background(), f.resolve(t, "2.0"), t.TempDir(), Options{Cache: cache})
+	var de *ocilayer.DigestError
+	if !errors.As(err, &de) {
+		t.Fatalf("tampered layer: %v, want a digest error", err)
+	}
+	if cache.Has(dB.String()) || !cache.Has(dA.String()) {
+		t.Errorf("cache: A %v B %v, want A only", cache.Has(dA.String()), cache.Has(dB.String()))
+	}
+	if n, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(n) != 0 {
+		t.Errorf("the tampered blob's temporary file was left: %v", n)
 	}
 }
 
