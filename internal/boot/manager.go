@@ -48,6 +48,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imgbase/imgbase/internal/boot/efivar"
 	"github.com/imgbase/imgbase/internal/boot/grubcfg"
 	"github.com/imgbase/imgbase/internal/command"
 )
@@ -93,15 +94,17 @@ type Manager struct {
 	// loaders.
 	GrubDir string
 	Log     *slog.Logger
-	// Run runs findmnt (the /boot UUID) and bootctl (systemd-boot one-shot).
+	// Run runs findmnt (the /boot UUID).
 	Run command.Runner
+	// EFI holds systemd-boot's one-shot choice (LoaderEntryOneShot).
+	EFI EFIVars
 	// BootFS, when set, reads the UUID and type of the filesystem holding
 	// a directory without a process; ok false falls back on findmnt.
 	BootFS func(dir string) (uuid, fstype string, ok bool)
 	// Files changes /boot; Disk unless Dry is set.
 	Files Files
-	// Dry, when set, receives what would be written instead; for a dry
-	// run Run should be a *command.Dry too (bootctl changes EFI variables).
+	// Dry, when set, receives what would be written (files and EFI
+	// variables) instead.
 	Dry io.Writer
 	// Cmdline is the running kernel's command line file.
 	Cmdline string
@@ -147,6 +150,7 @@ func NewAt(p Places, log *slog.Logger) *Manager {
 		Log:        log,
 		Run:        command.Exec{Log: log},
 		Files:      Disk{},
+		EFI:        efivar.Store{Dir: efivar.Dir},
 		Cmdline:    "/proc/cmdline",
 		BootIDPath: "/proc/sys/kernel/random/boot_id",
 		Now:        time.Now,
@@ -186,6 +190,41 @@ func (m *Manager) files() Files {
 		return Print{Out: m.Dry}
 	}
 	return m.Files
+}
+
+// EFIVars are the Boot Loader Interface's EFI variables (efivar.Store).
+type EFIVars interface {
+	// Get returns a variable; an error matching fs.ErrNotExist when unset.
+	Get(name string) (string, error)
+	Set(name, value string) error
+	// Delete removes a variable; an unset one is fine.
+	Delete(name string) error
+}
+
+// OneShotVar is the variable systemd-boot boots once and clears.
+const OneShotVar = "LoaderEntryOneShot"
+
+func (m *Manager) efi() EFIVars {
+	if m.Dry != nil {
+		return printVars{out: m.Dry, next: m.EFI}
+	}
+	return m.EFI
+}
+
+// printVars prints the changes a dry run would make; reads go through.
+type printVars struct {
+	out  io.Writer
+	next EFIVars
+}
+
+func (p printVars) Get(name string) (string, error) { return p.next.Get(name) }
+func (p printVars) Set(name, value string) error {
+	_, err := fmt.Fprintf(p.out, "# set EFI variable %s-%s to %q\n", name, efivar.LoaderGUID, value)
+	return err
+}
+func (p printVars) Delete(name string) error {
+	_, err := fmt.Fprintf(p.out, "# remove EFI variable %s-%s\n", name, efivar.LoaderGUID)
+	return err
 }
 
 func (m *Manager) entriesDir() string   { return filepath.Join(m.Boot, "loader", "entries") }

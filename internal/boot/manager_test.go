@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/imgbase/imgbase/internal/boot/bls"
+	"github.com/imgbase/imgbase/internal/boot/efivar"
 	"github.com/imgbase/imgbase/internal/boot/grubcfg"
 	"github.com/imgbase/imgbase/internal/boot/grubenv"
 	"github.com/imgbase/imgbase/internal/command/commandtest"
@@ -37,6 +38,7 @@ type fixture struct {
 	boot   string
 	srcDir string // a layer's /boot with kernels
 	run    *commandtest.Recorder
+	efi    efivar.Store
 	m      *Manager
 	clock  time.Time
 }
@@ -72,6 +74,9 @@ func newFixture(t *testing.T, files map[string]string) *fixture {
 	f.m.Run = f.run
 	f.m.Cmdline = filepath.Join(root, "cmdline")
 	f.m.BootIDPath = filepath.Join(root, "boot_id")
+	f.efi = efivar.Store{Dir: filepath.Join(root, "efivars")}
+	os.MkdirAll(f.efi.Dir, 0o755)
+	f.m.EFI = f.efi
 	f.m.Now = func() time.Time { f.clock = f.clock.Add(time.Minute); return f.clock }
 	return f
 }
@@ -440,8 +445,11 @@ func TestSystemdBoot(t *testing.T) {
 		t.Fatalf("loader.conf:\n%s", got)
 	}
 	f.add("Base-2-0+1", true)
-	if got := strings.Join(f.run.Mutations(), "\n"); got != "bootctl set-oneshot Base-2-0_1.conf" {
-		t.Fatalf("commands: %s", got)
+	if got, err := f.efi.Get(OneShotVar); err != nil || got != "Base-2-0_1.conf" {
+		t.Fatalf("one-shot: %q %v", got, err)
+	}
+	if got := f.run.Mutations(); len(got) != 0 {
+		t.Fatalf("commands: %q, want none (no bootctl: a layer's image need not have it)", got)
 	}
 	// Same boot: the trial is still ahead.
 	if ev, err := f.m.MarkGood(ctx); err != nil || ev.Kind != "" {
@@ -462,6 +470,21 @@ func TestSystemdBoot(t *testing.T) {
 	}
 	if d, _ := f.m.Default(); d != "Base-2-0+1" {
 		t.Fatalf("default %q", d)
+	}
+	// A layer removed while its one-shot is pending takes the one-shot
+	// with it; another layer's stays.
+	f.add("Base-3-0+2", true)
+	if err := f.m.RemoveLayer(ctx, "Base-3-0+1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.efi.Get(OneShotVar); got != "Base-3-0_2.conf" {
+		t.Fatalf("one-shot after removing another layer: %q", got)
+	}
+	if err := f.m.RemoveLayer(ctx, "Base-3-0+2"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.efi.Get(OneShotVar); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("one-shot of a removed layer left: %q %v", got, err)
 	}
 }
 

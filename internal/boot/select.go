@@ -10,7 +10,6 @@ import (
 
 	"github.com/imgbase/imgbase/internal/boot/grubcfg"
 	"github.com/imgbase/imgbase/internal/boot/grubenv"
-	"github.com/imgbase/imgbase/internal/command"
 )
 
 func (m *Manager) isGrub() bool { return m.Loader == GrubMenu || m.Loader == GrubBLS }
@@ -119,8 +118,8 @@ func (m *Manager) SetNext(ctx context.Context, layer string) error {
 		}
 	case m.Loader == SystemdBoot:
 		// The one-shot choice is an EFI variable systemd-boot clears
-		// itself; bootctl is the tool that writes it.
-		if _, err := m.Run.Run(ctx, command.Change("bootctl", "set-oneshot", e.ID)); err != nil {
+		// itself.
+		if err := m.efi().Set(OneShotVar, e.ID); err != nil {
 			return wrap("set the next boot", err)
 		}
 	default:
@@ -243,7 +242,7 @@ func (m *Manager) arm(ctx context.Context, layer string, panicAdded bool) error 
 		if err := m.writeRecord(r); err != nil {
 			return err
 		}
-		if _, err := m.Run.Run(ctx, command.Change("bootctl", "set-oneshot", m.ID(layer))); err != nil {
+		if err := m.efi().Set(OneShotVar, m.ID(layer)); err != nil {
 			return wrap("arm the trial boot", err)
 		}
 		return nil
@@ -253,6 +252,14 @@ func (m *Manager) arm(ctx context.Context, layer string, panicAdded bool) error 
 
 // cancel drops a pending one-shot or try of layer (before it is removed).
 func (m *Manager) cancel(ctx context.Context, layer string) error {
+	if m.Loader == SystemdBoot {
+		// An unreadable variable (no efivarfs) holds no one-shot to drop.
+		if cur, err := m.EFI.Get(OneShotVar); err == nil && cur == m.ID(layer) {
+			if err := m.efi().Delete(OneShotVar); err != nil {
+				return wrap("cancel the next boot of "+layer, err)
+			}
+		}
+	}
 	if m.isGrub() {
 		env, err := m.readEnv()
 		if err != nil {
