@@ -136,6 +136,8 @@ var manFiles = []manFile{
 		[]string{"imgbase", "base", "layer", "update"}},
 	{"/boot/loader/entries/", "One boot entry per layer; the kernel and initramfs are in /boot/LAYER/. With systemd-boot both are on the partition it reads: XBOOTLDR at /boot, else the ESP (/efi, /boot or /boot/efi), with loader/loader.conf on the ESP.",
 		[]string{"imgbase", "layer", "update", "boot", "rollback", "check", "recover"}},
+	{"/sys/firmware/efi/efivars/LoaderEntryOneShot-*", "With systemd-boot, the entry the next boot boots once (a trial, `boot --next`): the Boot Loader Interface's variable, written as `bootctl set-oneshot` writes it.",
+		[]string{"layer", "update", "boot"}},
 }
 
 // manExtra is the markdown of the EXIT STATUS and FILES sections of verb's page.
