@@ -131,7 +131,10 @@ func Launch(o Options) (*Machine, error) {
 		"-nodefaults", "-display", "none", "-nic", "none",
 		// The human monitor, to see where a guest that stopped answering is.
 		"-monitor", "unix:" + filepath.Join(o.Dir, "monitor.sock") + ",server=on,wait=off",
-		"-serial", "file:" + filepath.Join(o.Dir, "serial.log"),
+		// Appended to, so that a machine launched again on the same
+		// directory (a power cycle) keeps one log of all its boots.
+		"-chardev", "file,id=serial0,append=on,path=" + filepath.Join(o.Dir, "serial.log"),
+		"-serial", "chardev:serial0",
 		"-drive", "file=" + overlay + ",format=qcow2,if=virtio,cache=" + o.Cache + ",discard=unmap",
 		"-chardev", "socket,id=agent,path=" + sock + ",server=on,wait=off",
 		"-device", "virtio-serial-pci",

@@ -3,6 +3,8 @@
 package vm
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -46,5 +48,24 @@ func TestSchedulerFillsEverySlot(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatalf("%s got no slot after a release", order[5])
+	}
+}
+
+func TestEndsAtReset(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		log  string
+		want bool
+	}{
+		{"[  137.281414] kvm: exiting hardware virtualization\n[  137.306413] reboot: Restarting system\n[  137.306729] reboot: machine restart\n", true},
+		{"[    3.1] ---[ end Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100 ]---\n\n", true},
+		{"[  137.306729] reboot: machine restart\n\x1b[2J\x1b[01;01HBdsDxe: loading Boot0001 \"UEFI Misc Device\"\n", false},
+		{"", false},
+	} {
+		p := filepath.Join(dir, "serial.log")
+		os.WriteFile(p, []byte(c.log), 0o644)
+		if got := endsAtReset(p); got != c.want {
+			t.Errorf("endsAtReset(%q) = %v", c.log, got)
+		}
 	}
 }
