@@ -222,11 +222,11 @@ func (g *Guest) waitBoot(notBoot string) {
 // OVMF under TCG now and then hangs in the firmware after the guest's warm
 // reset: the serial log ends at the kernel's last words before the reset
 // and nothing follows, not even the firmware's boot line (seen once in
-// about twenty UEFI reboots; a good reset prints nothing for up to a
-// minute under TCG beside another guest, measured). That is the emulated machine's defect, not
-// the guest's: a UEFI guest whose log stays so for firmwareHangAfter is
-// powered off and on, as an admin would do, on the same disk and EFI
-// variables, and the wait goes on; each such restart is logged.
+// about twenty UEFI reboots; a good reset was silent for 55 s beside
+// another guest). That is the emulated machine's defect, not the guest's:
+// a UEFI guest whose log stays so for firmwareHangAfter is powered off
+// and on, as an admin would do, on the same disk and EFI variables, and
+// the wait goes on; each such restart is logged.
 const firmwareHangAfter = 150 * time.Second
 
 var errFirmwareHang = errors.New("the firmware hung after the guest's reset")

@@ -28,7 +28,7 @@ import (
 var order = []string{
 	"TestPowerCut",                  // 1960 in check-long; skips at once in make test
 	"TestDracutHost",                // 1050 in check-long; skipped in make test
-	"TestUEFISystemdBoot",           // 4 × ~660 in check-long (a guest per layout); skipped in make test
+	"TestUEFISystemdBoot",           // 4 × 1000–2100 in check-long (a guest per layout); skipped in make test
 	"TestUpdate",                    // ~720 (a delta update, its trial boot)
 	"TestXFSRoot",                   // ~500, plain host image
 	"TestBootLayers",                // ~690 (four reboots, one of them two boots)
