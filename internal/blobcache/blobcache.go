@@ -2,9 +2,10 @@
 // pulling an updated tag downloads only the layers that changed.
 //
 // Only verified blobs enter: a blob is written to a temporary file, its
-// sha256 computed over what was written, and it is renamed to its digest's
-// name only when that matches, so a cut download or a corrupt blob leaves
-// nothing under a digest's name. The cache is capped in bytes: after each
+// sha256 computed over what was written (by the cache, or by a caller
+// that hashes the same bytes itself: CreateVerified), and it is renamed to
+// its digest's name only when that matches, so a cut download or a
+// corrupt blob leaves nothing under a digest's name. The cache is capped in bytes: after each
 // entry, the least recently used blobs (by mtime, which a hit refreshes)
 // are removed until it fits. Clean removes all blobs but those still
 // wanted, for imgbase's garbage collection.
