@@ -105,7 +105,7 @@ func (a *app) open(ctx context.Context, mutating bool) (*session, error) {
 	if env.Root != "/" {
 		bm.Cmdline = filepath.Join(env.Root, "proc/cmdline")
 		bm.BootIDPath = filepath.Join(env.Root, "proc/sys/kernel/random/boot_id")
-		bm.EFI = efivar.Store{Dir: filepath.Join(env.Root, strings.TrimPrefix(efivar.Dir, "/"))}
+		bm.EFI = efivar.Store{Dir: filepath.Join(env.Root, efivar.Dir)}
 	}
 	h.Hooks = &hooks.Hooks{Dir: filepath.Join(env.Root, "etc/imgbased/hooks.d"), Run: runner, Log: log}
 	s := &session{ctx: ctx, host: h, cfg: cfg, boot: host.BootManager{M: bm, HostBoot: bootDir}}

@@ -5,9 +5,9 @@
 // sha256 computed over what was written (by the cache, or by a caller
 // that hashes the same bytes itself: CreateVerified), and it is renamed to
 // its digest's name only when that matches, so a cut download or a
-// corrupt blob leaves nothing under a digest's name. The cache is capped in bytes: after each
-// entry, the least recently used blobs (by mtime, which a hit refreshes)
-// are removed until it fits. Clean removes all blobs but those still
+// corrupt blob leaves nothing under a digest's name. The cache is capped
+// in bytes: after each entry, the least recently used blobs (by mtime,
+// which a hit refreshes) are removed until it fits. Clean removes all blobs but those still
 // wanted, for imgbase's garbage collection.
 //
 // Layout: DIR/sha256/<hex> for blobs, DIR/tmp/ for blobs being written.

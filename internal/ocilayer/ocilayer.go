@@ -166,11 +166,12 @@ func (r *Root) Apply(ctx context.Context, blob io.Reader, l Layer, progress func
 		return st, fmt.Errorf("cannot read layer %s: %w", l.Digest, err)
 	}
 	st.Read, st.Written, st.Entries = cr.n, a.written, a.entries
-	if got := cr.h.Sum(nil); !bytes.Equal(got, want) {
-		return st, &DigestError{What: "digest", Want: l.Digest, Got: "sha256:" + hex.EncodeToString(got)}
+	sum := cr.h.Sum(nil)
+	if !bytes.Equal(sum, want) {
+		return st, &DigestError{What: "digest", Want: l.Digest, Got: "sha256:" + hex.EncodeToString(sum)}
 	}
 	if wantDiff != nil {
-		got := cr.h.Sum(nil)
+		got := sum
 		if diff != nil {
 			got = diff.Sum(nil)
 		}
