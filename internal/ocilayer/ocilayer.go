@@ -32,7 +32,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path"
@@ -123,14 +122,16 @@ func (r *Root) Apply(ctx context.Context, blob io.Reader, l Layer, progress func
 			return st, err
 		}
 	}
-	cr := &countingReader{r: blob, h: sha256.New(), progress: progress}
+	blobSum := newPipedHash(sha256.New())
+	defer blobSum.close()
+	cr := &countingReader{r: blob, h: blobSum, progress: progress}
 	br := bufio.NewReaderSize(cr, 1<<20)
 	// A blob that cannot be decompressed or parsed is, most often, not
 	// the blob named: read it to its end and say so if its digest differs.
 	mismatch := func(cause error) error {
 		if ctx.Err() == nil {
 			if _, err := io.Copy(io.Discard, br); err == nil {
-				if got := cr.h.Sum(nil); !bytes.Equal(got, want) {
+				if got := blobSum.sum(); !bytes.Equal(got, want) {
 					return &DigestError{What: "digest", Want: l.Digest, Got: "sha256:" + hex.EncodeToString(got), Cause: cause}
 				}
 			}
@@ -145,12 +146,13 @@ func (r *Root) Apply(ctx context.Context, blob io.Reader, l Layer, progress func
 	// An uncompressed blob is its own tar: its digest's hash is the
 	// diffID's, and a second pass of sha256 over it would only cost CPU.
 	plain := dec == io.Reader(br)
-	var diff hash.Hash
+	var diff *pipedHash
 	if wantDiff != nil && !plain {
-		diff = sha256.New()
+		diff = newPipedHash(sha256.New())
+		defer diff.close()
 		dec = io.TeeReader(dec, diff)
 	}
-	tarIn := &countingReader{r: dec, h: nopHash{}}
+	tarIn := &countingReader{r: dec, h: io.Discard}
 	a := applier{root: r, ctx: ctx, created: map[string]bool{}, buf: make([]byte, 1<<20), in: tarIn}
 	if err := a.run(tar.NewReader(tarIn)); err != nil {
 		err = mismatch(fmt.Errorf("cannot apply layer %s: %w", l.Digest, err))
@@ -166,14 +168,14 @@ func (r *Root) Apply(ctx context.Context, blob io.Reader, l Layer, progress func
 		return st, fmt.Errorf("cannot read layer %s: %w", l.Digest, err)
 	}
 	st.Read, st.Written, st.Entries = cr.n, a.written, a.entries
-	sum := cr.h.Sum(nil)
+	sum := blobSum.sum()
 	if !bytes.Equal(sum, want) {
 		return st, &DigestError{What: "digest", Want: l.Digest, Got: "sha256:" + hex.EncodeToString(sum)}
 	}
 	if wantDiff != nil {
 		got := sum
 		if diff != nil {
-			got = diff.Sum(nil)
+			got = diff.sum()
 		}
 		if !bytes.Equal(got, wantDiff) {
 			return st, &DigestError{What: "diffID", Want: l.DiffID, Got: "sha256:" + hex.EncodeToString(got)}
@@ -196,7 +198,7 @@ func parseDigest(d string) ([]byte, error) {
 
 type countingReader struct {
 	r        io.Reader
-	h        hash.Hash
+	h        io.Writer // sees every byte read
 	n        int64
 	progress func(int64)
 }
@@ -595,11 +597,6 @@ func (a *applier) content(f *os.File, r io.Reader, size int64) error {
 }
 
 var zeros = make([]byte, 4096)
-
-// nopHash counts without hashing.
-type nopHash struct{ hash.Hash }
-
-func (nopHash) Write(p []byte) (int, error) { return len(p), nil }
 
 func isZero(b []byte) bool { return bytes.Equal(b, zeros[:len(b)]) }
 
