@@ -90,6 +90,7 @@ func (a *app) baseCommand() *cobra.Command {
 					}
 					if !a.dry {
 						a.printf("Added base %s from %s (%s)\n", res.Base, res.Ref, res.Digest)
+						a.printf("Downloaded %d bytes, %d from the blob cache\n", res.Downloaded, res.FromCache)
 					}
 					return nil
 				}
