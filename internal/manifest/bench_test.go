@@ -18,7 +18,7 @@ func BenchmarkBuildSmallFiles(b *testing.B) {
 			must(b, os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%03d", f)), make([]byte, 1024*(1+f%4)), 0o644))
 		}
 	}
-	for _, workers := range []int{1, 2} {
+	for _, workers := range []int{1, 2, DefaultWorkers} {
 		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				if _, err := Build(context.Background(), root, BuildOptions{Workers: workers}); err != nil {

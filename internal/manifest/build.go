@@ -16,8 +16,7 @@ import (
 
 // BuildOptions tune Build.
 type BuildOptions struct {
-	// Workers hash files in parallel; 0 means 2. Hashing is CPU-bound once
-	// the page cache is warm, and two workers keep one disk busy when not.
+	// Workers read and hash files in parallel; 0 means DefaultWorkers.
 	Workers int
 	// Exclude names paths (relative to the root, any depth) left out with
 	// everything below them: a record kept in the tree it describes, such
@@ -31,6 +30,13 @@ type BuildOptions struct {
 	// cannot be saved.
 	NoHash bool
 }
+
+// DefaultWorkers is the number of files read at once. A tree read cold is
+// bound by the latency of each small read, which more requests in flight
+// hide: the 10,030 files (662 MB) of the v2 test image, read cold in a TCG
+// guest, took 82 s with one reader, 50 s with two, 39 s with eight and 40 s
+// with 32. Warm, the work is CPU-bound and extra workers only wait.
+const DefaultWorkers = 8
 
 // Build describes the tree below root. Every entry is reached from an open
 // directory descriptor by a single name with O_NOFOLLOW/AT_SYMLINK_NOFOLLOW,
@@ -50,7 +56,7 @@ func Build(ctx context.Context, root string, o BuildOptions) (*Manifest, error) 
 // BuildFd is Build on a directory already open as dirfd (not closed).
 func BuildFd(ctx context.Context, dirfd int, o BuildOptions) (*Manifest, error) {
 	if o.Workers <= 0 {
-		o.Workers = 2
+		o.Workers = DefaultWorkers
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(dirfd, &st); err != nil {
