@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
@@ -430,4 +431,60 @@ func TestNVR(t *testing.T) {
 	if _, err := NVR(img, ""); err == nil || !strings.Contains(err.Error(), "label imgbase.nvr") {
 		t.Errorf("bad label: %v", err)
 	}
+}
+
+// endless is a source that never ends until closed, as an HTTP body
+// whose connection is closed.
+type endless struct{ closed atomic.Bool }
+
+func (e *endless) Read(b []byte) (int, error) {
+	if e.closed.Load() {
+		return 0, errors.New("read on closed body")
+	}
+	for i := range b {
+		b[i] = byte(i)
+	}
+	return len(b), nil
+}
+
+func (e *endless) Close() error { e.closed.Store(true); return nil }
+
+// A prefetcher read partway and closed (a layer that failed to apply)
+// ends its reader, though every chunk was queued or held.
+func TestPrefetchCloseMidway(t *testing.T) {
+	for _, read := range []int{0, 1, 3 << 20, 20 << 20} {
+		src := &endless{}
+		p := prefetch(context.Background(), src)
+		if _, err := io.CopyN(io.Discard, p, int64(read)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond) // let the reader fill the queue
+		done := make(chan error)
+		go func() { done <- p.Close() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Close after reading %d bytes did not return", read)
+		}
+	}
+}
+
+// The bytes come out whole and in order across the reused chunks.
+func TestPrefetchReusesChunksInOrder(t *testing.T) {
+	data := make([]byte, 20<<20+12345)
+	for i := range data {
+		data[i] = byte(i * 7 / 5)
+	}
+	p := prefetch(context.Background(), io.NopCloser(bytes.NewReader(data)))
+	got, err := io.ReadAll(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("prefetched bytes differ from the source's")
+	}
+	p.Close()
 }
