@@ -141,11 +141,47 @@ echo $digest sha256:$layer $size`))
 	return out[0], out[1], size
 }
 
-// blobGets returns the registry's access log lines of this boot for GETs
-// of blobs: "DIGEST STATUS BYTES" each.
-func blobGets(t *testing.T, g *Guest) []string {
+// smallRepo is a second repository of the guest's registry, whose tag 1
+// moves from a tiny image of one layer to one of two (pushSmall): make
+// test's re-pull of a moved tag, without a second base of the whole tree
+// (check-long moves 2.0 itself, pushV3).
+const smallRepo = "imgbase-small"
+
+// pushSmall points tag 1 of smallRepo at an image named nvr: the layers
+// of the previous call's image (its layout is kept in /scratch/oci-small)
+// plus one holding /etc/<file>. It returns the manifest's digest and the
+// new layer's digest and size.
+func pushSmall(t *testing.T, g *Guest, nvr, file string) (digest, layer string, size int64) {
 	t.Helper()
-	out := g.MustShell(`journalctl -q -b -u ` + registryUnit + ` -o cat | sed -n 's,.*"GET /v2/imgbase-test/blobs/\(sha256:[0-9a-f]*\) HTTP/[0-9.]*" \([0-9]*\) \([0-9]*\) .*,\1 \2 \3,p'`)
+	out := strings.Fields(g.MustShell(`set -e
+L=/scratch/oci-small
+. ` + ociDir + `/ocilayout.sh
+d=/scratch/` + file + `
+mkdir -p $d/etc && echo ` + nvr + ` >$d/etc/` + file + `
+tar --numeric-owner -C $d -cf $d.tar etc
+layer=$(sha256sum $d.tar | cut -d' ' -f1)
+size=$(stat -c %s $d.tar)
+prev=$(cat $L/layers 2>/dev/null || true)
+digest=$(image ` + nvr + ` 1 $prev $d.tar)
+echo "$prev $L/blobs/sha256/$layer" >$L/layers
+pushed=$(/scratch/ocipush $L 1 ` + registryRepo[:strings.IndexByte(registryRepo, '/')] + `/` + smallRepo + `:1)
+[ "$pushed" = "$digest" ] || { echo "pushed $pushed, want $digest" >&2; exit 1; }
+echo $digest sha256:$layer $size`))
+	if len(out) != 3 {
+		t.Fatalf("pushing %s: %q", nvr, out)
+	}
+	size, err := strconv.ParseInt(out[2], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out[0], out[1], size
+}
+
+// blobGets returns the registry's access log lines of this boot for GETs
+// of blobs of repository repo: "DIGEST STATUS BYTES" each.
+func blobGets(t *testing.T, g *Guest, repo string) []string {
+	t.Helper()
+	out := g.MustShell(`journalctl -q -b -u ` + registryUnit + ` -o cat | sed -n 's,.*"GET /v2/` + repo + `/blobs/\(sha256:[0-9a-f]*\) HTTP/[0-9.]*" \([0-9]*\) \([0-9]*\) .*,\1 \2 \3,p'`)
 	return strings.Fields(strings.ReplaceAll(out, " ", "_"))
 }
 
@@ -215,7 +251,7 @@ func TestUpdateFromOCI(t *testing.T) {
 	if d, c := pulled(t, out); d != v2size || c != 0 {
 		t.Errorf("update downloaded %d bytes, %d from the cache; want the layer's %d, 0", d, c, v2size)
 	}
-	gets := blobGets(t, g)
+	gets := blobGets(t, g, "imgbase-test")
 	t.Logf("registry blob GETs of the update: %v", gets)
 	if !slices.Contains(gets, fmt.Sprintf("%s_200_%d", v2sum, v2size)) {
 		t.Errorf("registry access log lacks the GET of layer %s (%d bytes): %v", v2sum, v2size, gets)
@@ -246,6 +282,45 @@ func TestUpdateFromOCI(t *testing.T) {
 		t.Errorf("check of the installed image: %+v", c)
 	}
 
+	// A moved tag is pulled again downloading only its new layer (#11),
+	// shown on smallRepo's tiny image: a base of each version, the second
+	// taking the first's layer from the blob cache.
+	smallRef := "docker://" + registryRepo[:strings.IndexByte(registryRepo, '/')+1] + smallRepo + ":1"
+	_, small1, size1 := pushSmall(t, g, "imgbase-small-1.0-1", "small-1")
+	out = g.Imgbase("base", "--add", "--size", "64M", smallRef)
+	t.Logf("imgbase base --add %s (one layer): %s", smallRef, out)
+	if d, c := pulled(t, out); d != size1 || c != 0 {
+		t.Errorf("the first pull of %s downloaded %d bytes, %d from the cache; want its layer's %d, 0", smallRef, d, c, size1)
+	}
+	digestS2, small2, size2 := pushSmall(t, g, "imgbase-small-2.0-1", "small-2")
+	out = g.Imgbase("base", "--add", "--size", "64M", smallRef)
+	t.Logf("imgbase base --add %s (the tag moved to %s, one layer more): %s", smallRef, digestS2, out)
+	if !strings.Contains(out, "Added base imgbase-small-2.0-1 from "+smallRef+" ("+digestS2+")") {
+		t.Errorf("base --add of the moved tag: %q", out)
+	}
+	if d, c := pulled(t, out); d != size2 || c != size1 {
+		t.Errorf("the re-pull of the moved tag downloaded %d bytes, %d from the cache; want the new layer's %d, the cached layer's %d", d, c, size2, size1)
+	}
+	gets = blobGets(t, g, smallRepo)
+	t.Logf("registry blob GETs of %s: %v", smallRepo, gets)
+	// Each layer once (and each image's config blob once).
+	for _, want := range []string{fmt.Sprintf("%s_200_%d", small1, size1), fmt.Sprintf("%s_200_%d", small2, size2)} {
+		layer, _, _ := strings.Cut(want, "_")
+		if n := len(slices.DeleteFunc(slices.Clone(gets), func(g string) bool { return !strings.HasPrefix(g, layer+"_") })); n != 1 || !slices.Contains(gets, want) {
+			t.Errorf("registry blob GETs of the two pulls: %v, want %s once", gets, want)
+		}
+	}
+	// Both layers are in the second base, in order.
+	if got := g.MustShell(`set -e
+lvchange -q -ay -K ` + vg + `/imgbase-small-2.0-1
+mkdir -p /mnt/small && mount -o ro /dev/` + vg + `/imgbase-small-2.0-1 /mnt/small
+cat /mnt/small/etc/small-1 /mnt/small/etc/small-2
+umount /mnt/small && lvchange -q -an ` + vg + `/imgbase-small-2.0-1`); got != "imgbase-small-1.0-1\nimgbase-small-2.0-1\n" {
+		t.Errorf("the base of the moved tag holds %q, want both layers' files", got)
+	}
+	g.Imgbase("base", "--remove", "imgbase-small-1.0-1")
+	g.Imgbase("base", "--remove", "imgbase-small-2.0-1")
+
 	if !Long() {
 		return // the tag's move and switch: a second base of the same 658 MB tree
 	}
@@ -270,7 +345,7 @@ func TestUpdateFromOCI(t *testing.T) {
 	if d, c := pulled(t, out); d != v3size || c != v2size {
 		t.Errorf("switch downloaded %d bytes, %d from the cache; want the new layer's %d, the cached layer's %d", d, c, v3size, v2size)
 	}
-	gets = blobGets(t, g)
+	gets = blobGets(t, g, "imgbase-test")
 	t.Logf("registry blob GETs of this boot (push of v3, switch): %v", gets)
 	if !slices.Contains(gets, fmt.Sprintf("%s_200_%d", v3sum, v3size)) {
 		t.Errorf("registry access log lacks the GET of the new layer %s (%d bytes): %v", v3sum, v3size, gets)
