@@ -24,9 +24,10 @@ runtime-layout.squash:
 check: package vm-check
 
 # check-long: the VM tests too long for CI's hour (IMGBASE_LONG=1: e.g.
-# TestPowerCut's twelve power cuts, about 30 minutes on its own; TestUEFISystemdBoot,
-# about 11 minutes for each of its four layouts, on the UEFI image, and TestDracutHost, about 18 minutes, on
-# the dracut host image, both of which build.sh all then builds too), and the
+# TestPowerCut's twelve power cuts, about 50 minutes beside another guest;
+# TestUEFISystemdBoot, 16 to 35 minutes for each of its four layouts, on the
+# UEFI image, and TestDracutHost, about 25 minutes, on the dracut host image,
+# both of which build.sh all then builds too), and the
 # long parts of others (harness.go's Long): TestDeltaUpdate's kill during the
 # sync, v2 → v3 and back (each verified and compared with a full install), v3's
 # boot, check --deep and the rollback's boot; TestUpdate's kill at every step and

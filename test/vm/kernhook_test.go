@@ -68,16 +68,7 @@ echo ` + marker + ` >/etc/imgbase-marker`)
 		t.Errorf("update-initramfs in %s changed other layers' files or entries:\n%s\nwas\n%s", layer, after, before)
 	}
 
-	// The guest has no display: GRUB on the serial line, as the test
-	// image's own grub.cfg has it (else GRUB's menu is unseen), and the
-	// kernels of update-grub's own entries print there too, so that a boot
-	// of one of them shows in the log.
-	g.MustShell(`cat >>/etc/default/grub <<'END'
-GRUB_TERMINAL=serial
-GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
-GRUB_TIMEOUT=1
-GRUB_CMDLINE_LINUX="console=ttyS0,115200n8"
-END`)
+	g.serialGrub()
 	r, err := g.Shell(10*time.Minute, "update-grub 2>&1")
 	if err != nil {
 		t.Fatal(err)
@@ -106,4 +97,22 @@ END`)
 	if got := strings.TrimSpace(g.MustShell("cat /run/imgbase-marker 2>/dev/null || true")); got != marker {
 		t.Errorf("the boot of %s did not run the new initramfs: /run/imgbase-marker = %q, want %q", layer, got, marker)
 	}
+}
+
+// serialGrub sets /etc/default/grub as on a headless host with a serial
+// console, before anything runs update-grub: the guest has no display, and
+// the grub.cfg of a GRUB on its (absent) screen was seen never to boot
+// after a reset (the dracut host, after its kernel's postinst had run
+// update-grub: the CPU in the BIOS for 12 minutes, nothing on the serial
+// line). GRUB on the serial line, as the test image's own grub.cfg has it,
+// and the kernels of update-grub's own entries print there too, so that a
+// boot of one of them shows in the log.
+func (g *Guest) serialGrub() {
+	g.t.Helper()
+	g.MustShell(`cat >>/etc/default/grub <<'END'
+GRUB_TERMINAL=serial
+GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
+GRUB_TIMEOUT=1
+GRUB_CMDLINE_LINUX="console=ttyS0,115200n8"
+END`)
 }
