@@ -163,7 +163,7 @@ func applyOne(ctx context.Context, r *ocilayer.Root, src Layers, i int, l regist
 func prefetch(ctx context.Context, rc io.ReadCloser) io.ReadCloser {
 	const chunk, depth = 1 << 20, 8
 	p := &prefetcher{ch: make(chan []byte, depth), free: make(chan []byte, depth+1), errc: make(chan error, 1), rc: rc}
-	for range depth + 1 { // depth queued, one being read
+	for range depth + 1 { // depth queued, one in the consumer's hands
 		p.free <- make([]byte, chunk)
 	}
 	go func() {

@@ -21,7 +21,8 @@ import (
 // journal) shows every blob a pull fetched and its size.
 const (
 	registryUnit = "imgbase-test-registry"
-	registryRepo = "127.0.0.1:5000/imgbase-test"
+	registryHost = "127.0.0.1:5000"
+	registryRepo = registryHost + "/imgbase-test"
 	registryRef  = "docker://" + registryRepo + ":2.0"
 	registryConf = `version: 0.1
 log:
@@ -164,7 +165,7 @@ size=$(stat -c %s $d.tar)
 prev=$(cat $L/layers 2>/dev/null || true)
 digest=$(image ` + nvr + ` 1 $prev $d.tar)
 echo "$prev $L/blobs/sha256/$layer" >$L/layers
-pushed=$(/scratch/ocipush $L 1 ` + registryRepo[:strings.IndexByte(registryRepo, '/')] + `/` + smallRepo + `:1)
+pushed=$(/scratch/ocipush $L 1 ` + registryHost + `/` + smallRepo + `:1)
 [ "$pushed" = "$digest" ] || { echo "pushed $pushed, want $digest" >&2; exit 1; }
 echo $digest sha256:$layer $size`))
 	if len(out) != 3 {
@@ -285,7 +286,7 @@ func TestUpdateFromOCI(t *testing.T) {
 	// A moved tag is pulled again downloading only its new layer (#11),
 	// shown on smallRepo's tiny image: a base of each version, the second
 	// taking the first's layer from the blob cache.
-	smallRef := "docker://" + registryRepo[:strings.IndexByte(registryRepo, '/')+1] + smallRepo + ":1"
+	smallRef := "docker://" + registryHost + "/" + smallRepo + ":1"
 	_, small1, size1 := pushSmall(t, g, "imgbase-small-1.0-1", "small-1")
 	out = g.Imgbase("base", "--add", "--size", "64M", smallRef)
 	t.Logf("imgbase base --add %s (one layer): %s", smallRef, out)
