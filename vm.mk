@@ -32,7 +32,8 @@ check: package vm-check
 # sync, v2 → v3 and back (each verified and compared with a full install), v3's
 # boot, check --deep and the rollback's boot; TestUpdate's kill at every step and
 # the boot after; TestUpdateFromOCI's tag move, switch and boot; the boots into
-# the host's own root (TestBootIntoLayer), after a rollback
+# the host's own root and after a kernel change in a layer (TestBootIntoLayer,
+# check-long only), after a rollback
 # (TestImageBaseLayerAndRollback) and after a fallback (TestBootLayers).
 check-long: package
 	@IMGBASE_LONG=1 $(MAKE) --no-print-directory vm-check VM_TEST_TIMEOUT=$(VM_LONG_TIMEOUT)

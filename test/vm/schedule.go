@@ -29,13 +29,13 @@ var order = []string{
 	"TestPowerCut",                  // 3050 in check-long; skips at once in make test
 	"TestDracutHost",                // 2230 in check-long (five boots, a kernel postinst); skipped in make test
 	"TestUEFISystemdBoot",           // 4 × 1000–2100 in check-long (a guest per layout); skipped in make test
+	"TestBootIntoLayer",             // ~700 in check-long (the root's one-shot boot, a kernel change in a layer); skipped in make test
 	"TestUpdate",                    // ~720 (a delta update, its trial boot)
 	"TestXFSRoot",                   // ~500, plain host image
 	"TestBootLayers",                // ~690 (four reboots, one of them two boots)
 	"TestUpdateFromOCI",             // ~650 (the pull of v2 from the guest's registry, its boot)
 	"TestDeltaUpdate",               // ~600 (v1→v2 by delta and in full, compared; v2's boot)
 	"TestPackagedUpdate",            // ~500
-	"TestBootIntoLayer",             // ~480 (with a kernel change inside a layer)
 	"TestImageBaseLayerAndRollback", // ~400
 	"TestUpdateXFS",                 // ~390
 	"TestBaseAddSquashfs",           // ~250
