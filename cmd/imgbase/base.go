@@ -232,7 +232,7 @@ func (a *app) reportVerification(res *host.BaseVerification) error {
 		}
 		switch {
 		case !res.Manifest:
-			a.printf("base %s has no manifest (installed by a full write); nothing to verify against\n", res.Base)
+			a.printf("base %s has no manifest (written from an image that records none); nothing to verify against\n", res.Base)
 		case len(res.Differences) == 0:
 			a.printf("base %s matches its manifest (%d entries)\n", res.Base, res.Entries)
 		}

@@ -123,7 +123,7 @@ func TestDocs(t *testing.T) {
 	for _, e := range ents {
 		pages = append(pages, e.Name())
 	}
-	want := "imgbase-base.8 imgbase-boot.8 imgbase-check.8 imgbase-layer.8 imgbase-layout.8 imgbase-recover.8 imgbase-rollback.8 imgbase-switch.8 imgbase-update.8 imgbase-volume.8 imgbase.8"
+	want := "imgbase-base.8 imgbase-boot.8 imgbase-check.8 imgbase-layer.8 imgbase-layout.8 imgbase-manifest.8 imgbase-recover.8 imgbase-rollback.8 imgbase-switch.8 imgbase-update.8 imgbase-volume.8 imgbase.8"
 	if got := strings.Join(pages, " "); got != want {
 		t.Errorf("man pages: %s\nwant %s", got, want)
 	}

@@ -126,7 +126,7 @@ writable layer (a thin snapshot of a base); each layer has its own boot entry.`,
 	_ = pf.MarkHidden("lock-file")
 	completeWords(root, "log-format", "text", "json")
 	root.AddCommand(a.layoutCommand(), a.baseCommand(), a.layerCommand(), a.updateCommand(), a.switchCommand(),
-		a.bootCommand(), a.rollbackCommand(), a.checkCommand(), a.recoverCommand(), a.volumeCommand(), a.docsCommand())
+		a.bootCommand(), a.rollbackCommand(), a.checkCommand(), a.recoverCommand(), a.volumeCommand(), a.manifestCommand(), a.docsCommand())
 	// The packages install the completion scripts (see __docs).
 	root.CompletionOptions.HiddenDefaultCmd = true
 	return root

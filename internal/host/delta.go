@@ -25,12 +25,17 @@ import (
 // predecessor, the filesystem types differ, --full is given, or the delta
 // would write more than a full copy.
 //
-// The full path records no manifest: it would hash the whole image, which
-// costs about a minute per GiB on a slow CPU, for every update. The delta
-// path records the image's manifest (it has it anyway). It hashes only the
-// files that differ from the predecessor's (manifest.Like): an equal file
-// takes the hash the predecessor recorded, or when the predecessor has no
-// record, the one computed as the two are compared.
+// The full path computes no manifest: it would hash the whole image, which
+// costs about a minute per GiB on a slow CPU, for every update. A base
+// written from an image that carries its own record (made by 'imgbase
+// manifest --record' as the image's build ends) holds that record, copied
+// with the image's blocks. The delta path records the image's manifest. To
+// describe both trees it reads no file whose hash a record supplies: each
+// tree is walked without reading contents, and its record, when it has one
+// that the walk does not contradict (manifest.HashesFrom), gives the
+// hashes. A tree without a usable record is compared byte for byte with
+// the other (manifest.Like): an equal file takes the other's hash, only a
+// differing one is hashed.
 
 // Why a full write was taken.
 const (
@@ -56,7 +61,20 @@ type Way struct {
 	Why   string `json:"why,omitempty"`  // why a full write, for one
 	// Sync is what the delta did (nil in a dry run or a full write).
 	Sync *treesync.Report `json:"sync,omitempty"`
+	// Hashes says where the delta's file hashes came from: RecordsBoth,
+	// RecordImage, RecordPredecessor or RecordNone.
+	Hashes string `json:"hashes,omitempty"`
 }
+
+// Where a delta's hashes came from: the records of the image and of the
+// predecessor, or reading the files of a tree whose record is missing or
+// stale.
+const (
+	RecordsBoth       = "both trees' records"
+	RecordImage       = "the image's record"
+	RecordPredecessor = "the predecessor's record"
+	RecordNone        = "reading both trees"
+)
 
 func (w Way) String() string {
 	if !w.Delta {
@@ -66,8 +84,12 @@ func (w Way) String() string {
 		return "delta from " + w.From
 	}
 	s := w.Sync
-	return fmt.Sprintf("delta from %s: %s entries unchanged, %s rewritten, %s metadata-only, %s added, %s removed, %s written",
+	out := fmt.Sprintf("delta from %s: %s entries unchanged, %s rewritten, %s metadata-only, %s added, %s removed, %s written",
 		w.From, thousands(s.Unchanged), thousands(s.Rewritten), thousands(s.MetadataOnly), thousands(s.Added), thousands(s.Removed), mib(s.BytesWritten))
+	if w.Hashes != "" {
+		out += "; hashes from " + w.Hashes
+	}
+	return out
 }
 
 func thousands(n int) string {
@@ -142,11 +164,8 @@ func (h *Host) planDelta(ctx context.Context, t *layout.Tree, im *image.Image, r
 		fmt.Fprintf(h.Out, "# delta from %s unless it would write more than a full copy of %s\n", from.Name(), im.Path)
 		return Way{Delta: true, From: from.Name()}, nil
 	}
-	// The image's tree is described against the predecessor's: a file
-	// equal to the predecessor's is read twice rather than hashed, which
-	// is most of an update's files and most of its time on a slow CPU.
 	var d *deltaPlan
-	var fstype string
+	var fstype, hashes string
 	err := h.withBaseMounted(ctx, t.VG, from, func(mnt, fst string) error {
 		fstype = fst
 		if !sameFS(fst, string(im.FSType)) {
@@ -156,15 +175,8 @@ func (h *Host) planDelta(ctx context.Context, t *layout.Tree, im *image.Image, r
 		if d, err = h.mountImageTree(ctx, im, from, fst); err != nil {
 			return err
 		}
-		if d.dst, err = h.predecessorManifest(ctx, from, mnt); err != nil {
-			return err
-		}
-		h.Log.Info("describing the image's tree against the predecessor's", "image", im.Path, "from", from.Name())
-		like := &manifest.Like{Root: mnt, Manifest: d.dst}
-		if d.src, err = manifest.Build(ctx, d.tree, manifest.BuildOptions{Exclude: excluded, Like: like}); err != nil {
-			return fmt.Errorf("cannot describe the image's tree: %w", err)
-		}
-		return nil
+		hashes, err = h.describeTrees(ctx, d, from, mnt)
+		return err
 	})
 	if err != nil {
 		d.close()
@@ -181,7 +193,82 @@ func (h *Host) planDelta(ctx context.Context, t *layout.Tree, im *image.Image, r
 		return Way{Why: WhyLarger}, nil
 	}
 	plan.delta = d
-	return Way{Delta: true, From: from.Name()}, nil
+	return Way{Delta: true, From: from.Name(), Hashes: hashes}, nil
+}
+
+// describeTrees sets d.src and d.dst, the manifests of the image's tree
+// and of the predecessor from (mounted at mnt), reading as few files as it
+// can, and says where the hashes came from.
+func (h *Host) describeTrees(ctx context.Context, d *deltaPlan, from *layout.Base, mnt string) (string, error) {
+	// The two trees are on different devices: walk both at once.
+	var src, dst *manifest.Manifest
+	var serr, derr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		src, serr = h.recordedTree(ctx, d.tree, "the image's tree")
+	}()
+	dst, derr = h.recordedTree(ctx, mnt, "the tree of base "+from.Name())
+	<-done
+	if err := errors.Join(serr, derr); err != nil {
+		return "", err
+	}
+	var err error
+	switch {
+	case src != nil && dst != nil:
+		d.src, d.dst = src, dst
+		return RecordsBoth, nil
+	case src != nil:
+		// The predecessor's files equal to the image's take their hashes
+		// from the image's record; only the others are hashed.
+		h.Log.Info("describing the predecessor's tree against the image's", "base", from.Name())
+		d.src = src
+		if d.dst, err = manifest.Build(ctx, mnt, manifest.BuildOptions{Exclude: excluded, Like: &manifest.Like{Root: d.tree, Manifest: src}}); err != nil {
+			return "", fmt.Errorf("cannot describe the tree of base %s: %w", from.Name(), err)
+		}
+		return RecordImage, nil
+	}
+	hashes := RecordPredecessor
+	if dst == nil {
+		// Unhashed: describing the image's tree against it hashes the
+		// files the two share as it compares them.
+		hashes = RecordNone
+		if dst, err = manifest.Build(ctx, mnt, manifest.BuildOptions{Exclude: excluded, NoHash: true}); err != nil {
+			return "", fmt.Errorf("cannot describe the tree of base %s: %w", from.Name(), err)
+		}
+	}
+	// A file equal to the predecessor's is read twice rather than hashed,
+	// which is most of an update's files and most of its time on a slow CPU.
+	h.Log.Info("describing the image's tree against the predecessor's", "from", from.Name())
+	d.dst = dst
+	if d.src, err = manifest.Build(ctx, d.tree, manifest.BuildOptions{Exclude: excluded, Like: &manifest.Like{Root: mnt, Manifest: dst}}); err != nil {
+		return "", fmt.Errorf("cannot describe the image's tree: %w", err)
+	}
+	return hashes, nil
+}
+
+// recordedTree returns the manifest of the tree at root with the hashes
+// of the record it carries, found without reading a file, or nil when it
+// carries none or one that its tree contradicts (logged: an image built
+// with a stale record, a tree changed after it was recorded).
+func (h *Host) recordedTree(ctx context.Context, root, what string) (*manifest.Manifest, error) {
+	rec, err := manifest.Load(filepath.Join(root, manifest.RecordPath))
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			h.Log.Warn("a recorded manifest is unreadable; reading the files instead", "tree", what, "err", err)
+		}
+		return nil, nil
+	}
+	walked, err := manifest.Build(ctx, root, manifest.BuildOptions{Exclude: excluded, NoHash: true})
+	if err != nil {
+		return nil, fmt.Errorf("cannot describe %s: %w", what, err)
+	}
+	m, diff := manifest.HashesFrom(walked, rec)
+	if m == nil {
+		h.Log.Warn("a recorded manifest does not describe its tree; reading the files instead",
+			"tree", what, "differences", len(diff), "first", diff[0].String())
+	}
+	return m, nil
 }
 
 // mountImageTree checks the image's filesystem and mounts it read-only.
@@ -200,24 +287,6 @@ func (h *Host) mountImageTree(ctx context.Context, im *image.Image, from *layout
 	}
 	return &deltaPlan{from: from, fstype: fstype, tree: tree,
 		release: func(ctx context.Context) error { return mounter.Unmount(ctx, tree) }}, nil
-}
-
-// predecessorManifest returns the manifest of base b mounted at mnt: the
-// one it recorded, else one of its tree without hashes, which describing
-// the image's tree against it fills in for the files the two share.
-func (h *Host) predecessorManifest(ctx context.Context, b *layout.Base, mnt string) (*manifest.Manifest, error) {
-	m, err := manifest.Load(filepath.Join(mnt, manifest.RecordPath))
-	if err == nil {
-		return m, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		h.Log.Warn("the base's recorded manifest is unreadable; describing its tree instead", "base", b.Name(), "err", err)
-	}
-	h.Log.Info("listing the predecessor's tree (it recorded no manifest)", "base", b.Name())
-	if m, err = manifest.Build(ctx, mnt, manifest.BuildOptions{Exclude: excluded, NoHash: true}); err != nil {
-		return nil, fmt.Errorf("cannot describe the tree of base %s: %w", b.Name(), err)
-	}
-	return m, nil
 }
 
 // withBaseMounted activates base b when it is not active, mounts it

@@ -418,3 +418,87 @@ func TestAddBaseByDelta(t *testing.T) {
 		t.Errorf("from a base without a filesystem: %+v, %v; want a full write because %s", res, err, WhyFSDiffers)
 	}
 }
+
+// A record carried by a tree gives the delta its hashes without a file
+// being read, when the tree's walk does not contradict it; a tree without
+// one, or with a stale one, is read. A hash doctored in both records (the
+// same wrong hash for a file the two trees share) survives into the new
+// base's record only when no file was read to describe the trees. (With
+// one record, the other tree's file is read and found equal to the
+// recorded one: the record's hash is taken then too, so the records of
+// the other cases are true.)
+func TestUpdateByDeltaHashesFromRecords(t *testing.T) {
+	doctored := [32]byte{0xde, 0xad}
+	for _, tc := range []struct {
+		name             string
+		imgRec, predRec  bool
+		staleImg         bool
+		want             string
+		wantDoctoredHash bool
+	}{
+		{"both records", true, true, false, RecordsBoth, true},
+		{"the image's record", true, false, false, RecordImage, false},
+		{"the predecessor's record", false, true, false, RecordPredecessor, false},
+		{"no record", false, false, false, RecordNone, false},
+		{"a stale image record", true, true, true, RecordPredecessor, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, _, req, w := deltaFixture(t)
+			record := func(root string) {
+				m, err := manifest.Record(context.Background(), root)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !tc.wantDoctoredHash {
+					return
+				}
+				m.Index()["usr/bin/same"].SHA256 = doctored
+				if err := manifest.Save(filepath.Join(root, manifest.RecordPath), m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.imgRec {
+				record(w.image)
+			}
+			if tc.predRec {
+				record(w.dev["/dev/HostVG/Base-1-0"])
+			}
+			if tc.staleImg {
+				// Changed after its record was made, as a careless build
+				// might: the walk sees the mode.
+				if err := os.Chmod(filepath.Join(w.image, "usr/share/changes"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res, err := f.h.Update(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if way := res.Base.Way; !way.Delta || way.Hashes != tc.want || !strings.HasSuffix(way.String(), "; hashes from "+tc.want) {
+				t.Fatalf("way %+v (%s), want a delta with hashes from %s", way, way, tc.want)
+			}
+			got := w.dev["/dev/HostVG/Base-3-0"]
+			want, err := manifest.Build(context.Background(), w.image, manifest.BuildOptions{Exclude: excluded})
+			if err != nil {
+				t.Fatal(err)
+			}
+			have, err := manifest.Build(context.Background(), got, manifest.BuildOptions{Exclude: excluded})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := manifest.Compare(want, have, manifest.CompareOptions{}); len(d) != 0 {
+				t.Errorf("the new base differs from the image: %v", d)
+			}
+			rec, err := manifest.Load(filepath.Join(got, manifest.RecordPath))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := manifest.Compare(want, rec, manifest.CompareOptions{}); (len(d) != 0) != tc.wantDoctoredHash {
+				t.Errorf("the new base's record against the image's tree: %v; want a difference only in the doctored hash: %v", d, tc.wantDoctoredHash)
+			}
+			if tc.wantDoctoredHash && rec.Index()["usr/bin/same"].SHA256 != doctored {
+				t.Errorf("both records vouch for usr/bin/same, yet its hash was computed")
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -44,4 +45,35 @@ func Load(path string) (*Manifest, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return m, nil
+}
+
+// Record describes the tree at root and saves the manifest as the tree's
+// own record: what an image build runs last, so that a base written from
+// the image can be verified and a base made from it by delta reads only
+// the files that changed. The record's directory is made first: making it
+// changes the root's mtime, which the record is to hold as the image has it.
+func Record(ctx context.Context, root string) (*Manifest, error) {
+	if err := os.MkdirAll(filepath.Join(root, RecordDir), 0o755); err != nil {
+		return nil, fmt.Errorf("cannot record manifest: %w", err)
+	}
+	m, err := Build(ctx, root, BuildOptions{Exclude: []string{RecordDir}})
+	if err != nil {
+		return nil, err
+	}
+	return m, Save(filepath.Join(root, RecordPath), m)
+}
+
+// CheckRecord compares the tree at root with the record it carries,
+// reading every file, and returns the record's entry count and every
+// difference of the tree from it.
+func CheckRecord(ctx context.Context, root string) (int, []Difference, error) {
+	want, err := Load(filepath.Join(root, RecordPath))
+	if err != nil {
+		return 0, nil, err
+	}
+	got, err := Build(ctx, root, BuildOptions{Exclude: []string{RecordDir}})
+	if err != nil {
+		return 0, nil, err
+	}
+	return len(want.Entries), Compare(want, got, CompareOptions{}), nil
 }
