@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
+	"strings"
 )
 
 // Kind says what differs about a path.
@@ -45,8 +46,16 @@ type CompareOptions struct {
 	Times bool
 }
 
+// LostFound is the directory mkfs.ext4 makes at the root of every
+// filesystem. A manifest made of the tree an image was made from
+// (mkfs.ext4 -d) does not hold it: a tree that has it where want does not
+// is not different for that.
+const LostFound = "lost+found"
+
+func furniture(p string) bool { return p == LostFound || strings.HasPrefix(p, LostFound+"/") }
+
 // Compare lists every difference of got from want, entry by entry, in
-// manifest order. Both must be in manifest order, as Build and Decode give.
+// manifest order, but for an extra LostFound. Both must be in manifest order, as Build and Decode give.
 func Compare(want, got *Manifest, o CompareOptions) []Difference {
 	var out []Difference
 	w, g := want.Entries, got.Entries
@@ -57,7 +66,9 @@ func Compare(want, got *Manifest, o CompareOptions) []Difference {
 			out = append(out, Difference{Path: w[i].Path, Kind: Missing})
 			i++
 		case i == len(w) || Less(g[j].Path, w[i].Path):
-			out = append(out, Difference{Path: g[j].Path, Kind: Extra})
+			if !furniture(g[j].Path) {
+				out = append(out, Difference{Path: g[j].Path, Kind: Extra})
+			}
 			j++
 		default:
 			out = compareEntry(out, &w[i], &g[j], o)

@@ -30,8 +30,8 @@ func HashesFrom(walked, rec *Manifest) (*Manifest, []Difference) {
 			e.SHA256 = r[j].SHA256
 		}
 	}
-	if d := Compare(rec, out, CompareOptions{}); len(d) > 0 {
-		return nil, d
+	if diff := Compare(rec, out, CompareOptions{}); len(diff) > 0 {
+		return nil, diff
 	}
 	return out, nil
 }
