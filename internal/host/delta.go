@@ -344,9 +344,12 @@ func (h *Host) fillDelta(ctx context.Context, vg, name string, size uint64, d *d
 	if err := h.Mkdir(mnt); err != nil {
 		return treesync.Report{}, err
 	}
-	// The predecessor may have been snapshotted from a mounted root (the
-	// base 'layout --init' made): not clean, so checked in full.
-	if err := h.FS().NewUUID(ctx, dev, d.fstype, mnt, false); err != nil {
+	// A snapshot of a sealed base whose filesystem was left clean (a base
+	// written from a checked image, or made by a delta and unmounted) needs
+	// no check, as a layer of one does not. The base 'layout --init' made
+	// was snapshotted from the mounted root: not clean, so checked in full.
+	sb, ok := h.FS().Probe(dev)
+	if err := h.FS().NewUUID(ctx, dev, d.fstype, mnt, ok && sb.Clean); err != nil {
 		return treesync.Report{}, err
 	}
 	grow := size > d.from.LV.Size

@@ -71,6 +71,24 @@ agent() {
 	mv "$out.tmp" "$out"
 }
 
+# recorder: imgbase itself, run on the build host for 'imgbase manifest
+# --record' as each test image's build ends. Keyed on what the record is
+# made by, not on all of imgbase: a change elsewhere keeps the images.
+recorder_key() {
+	key $(ls "$REPO"/internal/manifest/*.go "$REPO"/internal/atomicfile/*.go | grep -v _test.go) \
+		"$REPO/cmd/imgbase/manifest.go" "$(go version)"
+}
+recorder_bin() { echo "$IMGBASE_CACHE/recorder-$(recorder_key)"; }
+
+recorder() {
+	local out; out=$(recorder_bin)
+	[ -x "$out" ] && return 0
+	step "recorder: building $out"
+	mkdir -p "$IMGBASE_CACHE"
+	(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -o "$out.tmp" ./cmd/imgbase)
+	mv "$out.tmp" "$out"
+}
+
 ocipush_key() { key "$REPO"/test/vm/ocipush/main.go "$REPO/go.sum" "$(go version)"; }
 
 ocipush() {

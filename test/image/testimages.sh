@@ -4,11 +4,11 @@
 # kernel reads it.
 SQUASH_OPTS="-comp zstd -Xcompression-level 3"
 
-testimages_key() { key "$(rootfs_key)" "$(agent_key)" "$HERE/stage.sh" "$HERE/testimages.sh" "$SQUASH_OPTS"; }
+testimages_key() { key "$(rootfs_key)" "$(agent_key)" "$(recorder_key)" "$HERE/stage.sh" "$HERE/testimages.sh" "$SQUASH_OPTS"; }
 testimages_dir() { echo "$IMGBASE_CACHE/testimages-$(testimages_key)"; }
 
 testimages() {
-	rootfs; agent
+	rootfs; agent; recorder
 	local out; out=$(testimages_dir)
 	if [ -f "$out/payload.ext4" ]; then step "testimages: cached $out"; emit_testimages; return 0; fi
 	local tmp="$out.tmp" v
@@ -16,6 +16,9 @@ testimages() {
 	# v3 is only ever installed as ext4, by delta from v2 and back.
 	for v in 1 2 3; do
 		stage "$tmp/stage" "$v.0"
+		# As an image's build ends: the record a full write copies into
+		# the base and a delta takes the image's hashes from.
+		"$(recorder_bin)" manifest --record "$tmp/stage" >&2
 		local mb; mb=$(du -sm "$tmp/stage" | cut -f1)
 		[ "$mb" -lt 850 ] || die "test root is ${mb} MiB, too big for a 1G base"
 		step "testimages: v$v.img (ext4, ${mb} MiB of files)"

@@ -286,6 +286,7 @@ func TestBench(t *testing.T) {
 	g.MustRun("lvremove", "--yes", vg+"/ddtest")
 	g.MustShell("cat " + benchImage + " >/dev/null")
 	took := benchTimed(t, g, traced("base", "base --add Bench-1-0 --size "+size+" "+benchImage))
+	fullAdd := took
 	rssAdd := benchRSS(t, g)
 	keep("base")
 	g.MustRun("lvchange", "--activate", "y", "--ignoreactivationskip", vg+"/Bench-1-0")
@@ -377,11 +378,31 @@ func TestBench(t *testing.T) {
 		from = name
 	}
 	fiveGrowth := benchPoolUsed(t, g, benchPool) - poolStart
+	// The same image as the full base --add above (v2.img), installed by
+	// delta from the last v1 base: the delta against the full write of
+	// the same image, base for base.
+	g.MustShell("cat " + benchImage + " >/dev/null")
+	baseDelta := benchTimed(t, g, traced("basedelta", "--json base --add Bench-8-0 --from-base "+from+" --size "+size+" "+benchImage)+" >/run/imgbase-bench-basedelta.json")
+	keep("basedelta")
+	var added struct {
+		Way struct {
+			Delta  bool   `json:"delta"`
+			Hashes string `json:"hashes"`
+		} `json:"way"`
+	}
+	if err := json.Unmarshal([]byte(g.MustRun("cat", "/run/imgbase-bench-basedelta.json")), &added); err != nil {
+		t.Fatalf("the delta base --add's --json output: %v", err)
+	}
+	if !added.Way.Delta {
+		t.Errorf("the bench's delta base --add took a full write")
+	}
+	t.Logf("bench delta base --add: Bench-8-0 from %s (v2.img) in %s, hashes from %s", from, baseDelta, added.Way.Hashes)
 
 	pull := benchPull(t, g, size)
 	rows = benchAdd(t, rows, benchRow{"base --add docker:// (v2 from the guest's registry)", pull.imgbase, pull.bare, 1.0,
 		"baseline: lvcreate + mkfs.ext4 + skopeo copy to oci: + tar -x of its layers"})
 	rows = benchAdd(t, rows, benchRow{"delta update v2 → v1", deltas[0].took, took, 0.4, "baseline: the full update above"})
+	rows = benchAdd(t, rows, benchRow{"delta base --add v1 → v2", baseDelta, fullAdd, 0.4, "baseline: base --add of the same image by a full write, above"})
 
 	w := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', 0)
 	fmt.Fprintf(w, "\noperation\timgbase\tbaseline\tratio\ttarget\n")
