@@ -381,6 +381,12 @@ func (h *Host) syncMounted(ctx context.Context, dev, mnt string, grow bool, d *d
 		fmt.Fprintf(h.Out, "# sync the tree of %s onto %s, writing only what differs from %s\n", im.Path, mnt, d.from.Name())
 		return treesync.Report{}, nil
 	}
+	// The record's directory is there before the sync, which sets the
+	// root's mtime last: made after, it would leave the root's mtime
+	// other than the record says, and the record stale.
+	if err := os.MkdirAll(filepath.Join(mnt, manifest.RecordDir), 0o755); err != nil {
+		return treesync.Report{}, fmt.Errorf("cannot record manifest: %w", err)
+	}
 	h.Log.Info("syncing the image's tree onto the snapshot", "from", d.from.Name(), "mnt", mnt)
 	rep, err := treesync.Sync(ctx, d.tree, mnt, treesync.Options{Src: d.src, Dst: d.dst, Exclude: excluded, Logger: h.Log})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/imgbase/imgbase/internal/command"
 	"github.com/imgbase/imgbase/internal/image"
@@ -457,6 +458,17 @@ func TestUpdateByDeltaHashesFromRecords(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// The image's root from long ago: a record's directory made
+			// in the new base after the sync would show in its mtime.
+			if tc.imgRec {
+				if err := os.Mkdir(filepath.Join(w.image, manifest.RecordDir), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			long := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+			if err := os.Chtimes(w.image, long, long); err != nil {
+				t.Fatal(err)
+			}
 			if tc.imgRec {
 				record(w.image)
 			}
@@ -495,6 +507,15 @@ func TestUpdateByDeltaHashesFromRecords(t *testing.T) {
 			}
 			if d := manifest.Compare(want, rec, manifest.CompareOptions{}); (len(d) != 0) != tc.wantDoctoredHash {
 				t.Errorf("the new base's record against the image's tree: %v; want a difference only in the doctored hash: %v", d, tc.wantDoctoredHash)
+			}
+			// The new base's record vouches for it in turn: the next delta
+			// from it takes its hashes without reading.
+			walked, err := manifest.Build(context.Background(), got, manifest.BuildOptions{Exclude: excluded, NoHash: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, d := manifest.HashesFrom(walked, rec); d != nil {
+				t.Errorf("the new base's record does not describe its tree: %v", d)
 			}
 			if tc.wantDoctoredHash && rec.Index()["usr/bin/same"].SHA256 != doctored {
 				t.Errorf("both records vouch for usr/bin/same, yet its hash was computed")

@@ -44,6 +44,10 @@ func (d Difference) String() string {
 // say nothing about what the tree holds.
 type CompareOptions struct {
 	Times bool
+	// Seconds compares mtimes to the second: what every way of copying a
+	// tree into an image keeps (mkfs.ext4 -d drops the nanoseconds), and
+	// what an edit of a file changes even when its size stays.
+	Seconds bool
 }
 
 // LostFound is the directory mkfs.ext4 makes at the root of every
@@ -107,7 +111,7 @@ func compareEntry(out []Difference, w, g *Entry, o CompareOptions) []Difference 
 	if w.Link != g.Link {
 		add(HardLink, linkString(w.Link), linkString(g.Link))
 	}
-	if o.Times && !SameTime(w, g) {
+	if (o.Times && !SameTime(w, g)) || (o.Seconds && w.Sec != g.Sec) {
 		add(TimeDiff, fmt.Sprintf("%d.%09d", w.Sec, w.Nsec), fmt.Sprintf("%d.%09d", g.Sec, g.Nsec))
 	}
 	return out

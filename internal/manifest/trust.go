@@ -6,7 +6,8 @@ package manifest
 // the record would cost what the record is there to save, so a record is
 // held to everything a walk sees without reading contents (paths, types,
 // modes, owners, sizes, xattrs, link targets, device numbers, hard-link
-// groups) and trusted for the one thing it adds: each file's hash.
+// groups, and mtimes to the second, which an edit changes even when the
+// size stays) and trusted for the one thing it adds: each file's hash.
 
 // HashesFrom returns walked, an unhashed manifest of a tree (a build with
 // NoHash), with the hash of each regular file taken from rec, a record of
@@ -30,7 +31,7 @@ func HashesFrom(walked, rec *Manifest) (*Manifest, []Difference) {
 			e.SHA256 = r[j].SHA256
 		}
 	}
-	if diff := Compare(rec, out, CompareOptions{}); len(diff) > 0 {
+	if diff := Compare(rec, out, CompareOptions{Seconds: true}); len(diff) > 0 {
 		return nil, diff
 	}
 	return out, nil

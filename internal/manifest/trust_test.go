@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func walkNoHash(t *testing.T, root string) *Manifest {
@@ -70,6 +71,18 @@ func TestHashesFromAStaleRecord(t *testing.T) {
 			os.Remove(filepath.Join(r, "kept"))
 			return os.Symlink("big", filepath.Join(r, "kept"))
 		}, TypeDiff},
+		{"edited in place", func(r string) error {
+			// Same size, one second on: what an editor or sed -i leaves.
+			p := filepath.Join(r, "changed")
+			st, err := os.Stat(p)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(p, []byte("NEW\n"), 0o644); err != nil {
+				return err
+			}
+			return os.Chtimes(p, st.ModTime().Add(time.Second), st.ModTime().Add(time.Second))
+		}, TimeDiff},
 		{"lost+found below the root", func(r string) error { return os.Mkdir(filepath.Join(r, "dir", LostFound), 0o700) }, Extra},
 		{"hard link", func(r string) error { return os.Link(filepath.Join(r, "big"), filepath.Join(r, "dir", "big")) }, Extra},
 	} {
