@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -28,7 +29,9 @@ func (a *app) openLog(path string) {
 		return
 	}
 	a.log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a.log.Info("imgbase started", "args", strings.Join(a.args, " "), "pid", os.Getpid(), "version", version)
+	// On stderr too with --debug: the trace then shows what a run spends
+	// before its first command and after its last.
+	a.logger().Info("imgbase started", "args", strings.Join(a.args, " "), "pid", os.Getpid(), "version", version)
 }
 
 // appendFile opens the file for each record: a volume mounted over
@@ -56,10 +59,11 @@ func (a *app) closeLog(err error) {
 		return
 	}
 	rss := slog.Int64("maxrss_kib", maxRSS())
+	took := slog.Duration("duration", time.Since(a.start))
 	if err != nil {
-		a.log.Error("imgbase failed", "err", err, rss)
+		a.log.Error("imgbase failed", "err", err, took, rss)
 	} else {
-		a.log.Info("imgbase finished", rss)
+		a.logger().Info("imgbase finished", took, rss)
 	}
 	a.log = nil
 }

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -42,7 +43,7 @@ func main() {
 // run executes one imgbase command line and returns its exit code. env is
 // nil for the real system; tests pass fakes.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, env *environment) int {
-	a := &app{stdout: stdout, stderr: stderr, env: env, args: args}
+	a := &app{stdout: stdout, stderr: stderr, env: env, args: args, start: time.Now()}
 	root := a.rootCommand()
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -77,6 +78,7 @@ type app struct {
 	stdout, stderr io.Writer
 	env            *environment
 	args           []string // the command line, for messages and the log
+	start          time.Time
 
 	debug, dry, json bool
 	version          bool
