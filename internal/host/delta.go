@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/imgbase/imgbase/internal/filesystem"
 	"github.com/imgbase/imgbase/internal/image"
@@ -252,6 +253,7 @@ func (h *Host) describeTrees(ctx context.Context, d *deltaPlan, from *layout.Bas
 // carries none or one that its tree contradicts (logged: an image built
 // with a stale record, a tree changed after it was recorded).
 func (h *Host) recordedTree(ctx context.Context, root, what string) (*manifest.Manifest, error) {
+	start := time.Now()
 	rec, err := manifest.Load(filepath.Join(root, manifest.RecordPath))
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
@@ -259,11 +261,14 @@ func (h *Host) recordedTree(ctx context.Context, root, what string) (*manifest.M
 		}
 		return nil, nil
 	}
+	loaded := time.Now()
 	walked, err := manifest.Build(ctx, root, manifest.BuildOptions{Exclude: excluded, NoHash: true})
 	if err != nil {
 		return nil, fmt.Errorf("cannot describe %s: %w", what, err)
 	}
 	m, diff := manifest.HashesFrom(walked, rec)
+	h.Log.Debug("record checked against its tree", "tree", what, "entries", len(rec.Entries),
+		"load", loaded.Sub(start), "walk", time.Since(loaded), "usable", m != nil)
 	if m == nil {
 		h.Log.Warn("a recorded manifest does not describe its tree; reading the files instead",
 			"tree", what, "differences", len(diff), "first", diff[0].String())

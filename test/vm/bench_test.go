@@ -353,7 +353,11 @@ func TestBench(t *testing.T) {
 		name := fmt.Sprintf("Bench-%d-0", 3+i)
 		g.MustShell("cat " + PayloadDir + "/" + img + " >/dev/null")
 		before := benchPoolUsed(t, g, benchPool)
-		tookDelta := benchTimed(t, g, "imgbase --json update --from-base "+from+" --nvr "+name+" --size "+sz+" "+PayloadDir+"/"+img+" >/run/imgbase-bench-delta.json")
+		verb := fmt.Sprintf("delta%d", i+1)
+		tookDelta := benchTimed(t, g, traced(verb, "--json update --from-base "+from+" --nvr "+name+" --size "+sz+" "+PayloadDir+"/"+img)+" >/run/imgbase-bench-delta.json")
+		if i < 2 {
+			keep(verb)
+		}
 		d := benchDelta{what: fmt.Sprintf("%s from %s (%s)", name, from, img), took: tookDelta, growth: benchPoolUsed(t, g, benchPool) - before}
 		var res struct {
 			Base struct {
