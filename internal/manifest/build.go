@@ -16,7 +16,8 @@ import (
 
 // BuildOptions tune Build.
 type BuildOptions struct {
-	// Workers read and hash files in parallel; 0 means DefaultWorkers.
+	// Workers read and hash files in parallel, and as many directories
+	// are walked at once; 0 means DefaultWorkers.
 	Workers int
 	// Exclude names paths (relative to the root, any depth) left out with
 	// everything below them: a record kept in the tree it describes, such
@@ -63,11 +64,12 @@ func BuildFd(ctx context.Context, dirfd int, o BuildOptions) (*Manifest, error) 
 		return nil, fmt.Errorf("cannot stat the root: %w", err)
 	}
 	w := &walker{
-		ctx:    ctx,
-		dev:    st.Dev,
-		heads:  map[[2]uint64]int{},
-		jobs:   make(chan hashJob, 64),
-		noHash: o.NoHash,
+		dev:     st.Dev,
+		heads:   map[[2]uint64]*Entry{},
+		members: map[*Entry][2]uint64{},
+		jobs:    make(chan hashJob, 64),
+		noHash:  o.NoHash,
+		walkers: make(chan struct{}, o.Workers),
 	}
 	likefd := -1
 	if o.Like != nil {
@@ -92,7 +94,6 @@ func BuildFd(ctx context.Context, dirfd int, o BuildOptions) (*Manifest, error) 
 	if err != nil {
 		return nil, err
 	}
-	w.entries = append(w.entries, root)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -122,27 +123,36 @@ func BuildFd(ctx context.Context, dirfd int, o BuildOptions) (*Manifest, error) 
 			}
 		}()
 	}
-	werr := w.walk(ctx, dirfd, likefd, ".")
+	tree := w.walk(ctx, cancel, dirfd, likefd, ".")
+	entries := []*Entry{root}
+	var werrs []error
+	tree.flatten(&entries, &werrs)
 	close(w.jobs)
 	wg.Wait()
-	if werr != nil {
-		return nil, werr
-	}
-	if err := errors.Join(errs...); err != nil {
+	// One failure cancels the rest: report it, not what it cancelled.
+	if err := cause(append(werrs, errs...)); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	m := &Manifest{Entries: make([]Entry, len(w.entries)), unhashed: o.NoHash}
-	for i, e := range w.entries {
+	m := &Manifest{Entries: make([]Entry, len(entries)), unhashed: o.NoHash}
+	// A hard-link group's head is its first path in manifest order; the
+	// walk, done in parallel, hashed whichever path it met first, and
+	// every path of the group shares that inode's hash.
+	head := map[[2]uint64]string{}
+	for i, e := range entries {
 		m.Entries[i] = *e
-	}
-	// Members of a hard-link group were not hashed again: they share the head's inode.
-	idx := m.Index()
-	for i := range m.Entries {
-		if e := &m.Entries[i]; e.Link != "" {
-			e.SHA256 = idx[e.Link].SHA256
+		key, ok := w.members[e]
+		if !ok {
+			continue
+		}
+		me := &m.Entries[i]
+		me.SHA256 = w.heads[key].SHA256
+		if h, ok := head[key]; ok {
+			me.Link = h
+		} else {
+			head[key] = e.Path
 		}
 	}
 	return m, nil
@@ -157,20 +167,86 @@ type hashJob struct {
 	le   *Entry
 }
 
+// walker describes a tree with several directories read at once: a tree
+// read cold is bound by the latency of each inode and directory block, as
+// its files are (see DefaultWorkers), and more lookups in flight hide it.
+// Each directory's walk gives its entries in order and the walks of its
+// subdirectories, run on their own goroutine while a slot in walkers is
+// free, else in line; flatten puts them in manifest order.
 type walker struct {
-	ctx     context.Context
 	dev     uint64
-	entries []*Entry
-	heads   map[[2]uint64]int // dev, ino of a multiply-linked inode → index of its first entry
 	jobs    chan hashJob
 	exclude map[string]bool
 	like    *likeWalk
 	noHash  bool
+	walkers chan struct{}
+
+	mu sync.Mutex
+	// heads maps the dev, ino of a multiply-linked inode to the entry of it
+	// met first, the one hashed; members maps each entry of such an inode
+	// to its dev, ino.
+	heads   map[[2]uint64]*Entry
+	members map[*Entry][2]uint64
+}
+
+// dirWalk is the walk of one directory: its entries in order, and for a
+// directory entry at index i, the walk of its subtree in subs[i].
+type dirWalk struct {
+	entries []*Entry
+	subs    map[int]*subWalk
+	err     error // ends the directory's entries
+}
+
+// subWalk is the walk of a subdirectory, done when done is closed.
+type subWalk struct {
+	done chan struct{}
+	walk *dirWalk
+}
+
+// flatten appends the walk's entries to out in manifest order, waiting for
+// each subdirectory's walk, and its errors to errs.
+func (d *dirWalk) flatten(out *[]*Entry, errs *[]error) {
+	for i, e := range d.entries {
+		*out = append(*out, e)
+		if s := d.subs[i]; s != nil {
+			<-s.done
+			s.walk.flatten(out, errs)
+		}
+	}
+	if d.err != nil {
+		*errs = append(*errs, d.err)
+	}
+}
+
+// cause is the first of errs that is not a cancellation, else the first.
+func cause(errs []error) error {
+	var first error
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, context.Canceled) {
+			return err
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // walk describes directory rel, open as dirfd; likefd is the same
-// directory of Like, -1 when there is none.
-func (w *walker) walk(ctx context.Context, dirfd, likefd int, rel string) error {
+// directory of Like, -1 when there is none. cancel stops the whole build
+// on an error, which the walk also records where flatten finds it.
+func (w *walker) walk(ctx context.Context, cancel func(), dirfd, likefd int, rel string) *dirWalk {
+	d := &dirWalk{}
+	if d.err = w.walkDir(ctx, cancel, dirfd, likefd, rel, d); d.err != nil {
+		cancel()
+	}
+	return d
+}
+
+func (w *walker) walkDir(ctx context.Context, cancel func(), dirfd, likefd int, rel string, d *dirWalk) error {
 	names, err := readNames(dirfd)
 	if err != nil {
 		return fmt.Errorf("cannot read directory %s: %w", Escape(rel), err)
@@ -194,14 +270,19 @@ func (w *walker) walk(ctx context.Context, dirfd, likefd int, rel string) error 
 		if err != nil {
 			return err
 		}
-		w.entries = append(w.entries, e)
+		d.entries = append(d.entries, e)
 		if e.Type != Dir && st.Nlink > 1 {
 			key := [2]uint64{st.Dev, st.Ino}
-			if h, ok := w.heads[key]; ok {
-				e.Link = w.entries[h].Path
-				continue
+			w.mu.Lock()
+			w.members[e] = key
+			_, seen := w.heads[key]
+			if !seen {
+				w.heads[key] = e
 			}
-			w.heads[key] = len(w.entries) - 1
+			w.mu.Unlock()
+			if seen {
+				continue // the inode is hashed once, by the entry met first
+			}
 		}
 		switch e.Type {
 		case File:
@@ -235,13 +316,27 @@ func (w *walker) walk(ctx context.Context, dirfd, likefd int, rel string) error 
 			if w.like != nil {
 				lfd = openLikeDir(likefd, name)
 			}
-			err = w.walk(ctx, cfd, lfd, p)
-			unix.Close(cfd)
-			if lfd >= 0 {
-				unix.Close(lfd)
+			sub := &subWalk{done: make(chan struct{})}
+			if d.subs == nil {
+				d.subs = map[int]*subWalk{}
 			}
-			if err != nil {
-				return err
+			d.subs[len(d.entries)-1] = sub
+			run := func() {
+				sub.walk = w.walk(ctx, cancel, cfd, lfd, p)
+				unix.Close(cfd)
+				if lfd >= 0 {
+					unix.Close(lfd)
+				}
+				close(sub.done)
+			}
+			select {
+			case w.walkers <- struct{}{}:
+				go func() {
+					defer func() { <-w.walkers }()
+					run()
+				}()
+			default:
+				run()
 			}
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -341,5 +343,53 @@ func TestSaveLoadInTheTreeItDescribes(t *testing.T) {
 	must(t, err)
 	if d := Compare(got, now, CompareOptions{}); len(d) != 2 || d[0].Path != "dir/hard" || d[0].Kind != Content {
 		t.Fatalf("differences %v", d)
+	}
+}
+
+// Directories are walked in parallel; the manifest is the same every time:
+// in manifest order, each hard-link group headed by its first path in that
+// order (whichever path the walk met first), every member with the head's
+// hash.
+func TestBuildParallelWalkIsDeterministic(t *testing.T) {
+	root := tempDir(t)
+	for d := range 40 {
+		dir := filepath.Join(root, fmt.Sprintf("d%02d", d), "sub")
+		must(t, os.MkdirAll(dir, 0o755))
+		for f := range 5 {
+			must(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%d", f)), []byte(fmt.Sprintf("%d/%d\n", d, f)), 0o644))
+		}
+	}
+	// One inode linked from the last directory first in walk order, and
+	// from the first: the head is d00's.
+	must(t, os.WriteFile(filepath.Join(root, "d39", "shared"), []byte("shared\n"), 0o644))
+	for _, d := range []string{"d00", "d13", "d27"} {
+		must(t, os.Link(filepath.Join(root, "d39", "shared"), filepath.Join(root, d, "shared")))
+	}
+	want := build(t, root)
+	idx := want.Index()
+	if h := idx["d00/shared"]; h.Link != "" || h.SHA256 == ([32]byte{}) {
+		t.Fatalf("d00/shared: %+v, want the group's head, hashed", h)
+	}
+	for _, p := range []string{"d13/shared", "d27/shared", "d39/shared"} {
+		if e := idx[p]; e.Link != "d00/shared" || e.SHA256 != idx["d00/shared"].SHA256 {
+			t.Errorf("%s: link %q, want d00/shared with its hash", p, e.Link)
+		}
+	}
+	var buf bytes.Buffer
+	must(t, Encode(&buf, want))
+	for range 20 {
+		var again bytes.Buffer
+		must(t, Encode(&again, build(t, root)))
+		if !bytes.Equal(again.Bytes(), buf.Bytes()) {
+			t.Fatalf("a second build differs from the first:\n%s\nvs\n%s", again.String(), buf.String())
+		}
+	}
+	// One failure cancels the other walks: the failure is what is reported.
+	real := errors.New("cannot read directory d31/sub")
+	if got := cause([]error{fmt.Errorf("x: %w", context.Canceled), real, context.Canceled}); got != real {
+		t.Errorf("cause = %v, want the failure, not a cancellation", got)
+	}
+	if got := cause([]error{nil, context.Canceled}); !errors.Is(got, context.Canceled) {
+		t.Errorf("cause of cancellations alone = %v", got)
 	}
 }

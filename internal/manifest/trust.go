@@ -7,7 +7,7 @@ package manifest
 // held to everything a walk sees without reading contents (paths, types,
 // modes, owners, sizes, xattrs, link targets, device numbers, hard-link
 // groups, and mtimes to the second, which an edit changes even when the
-// size stays) and trusted for the one thing it adds: each file's hash.
+// size stays, but for the root's) and trusted for the one thing it adds: each file's hash.
 
 // HashesFrom returns walked, an unhashed manifest of a tree (a build with
 // NoHash), with the hash of each regular file taken from rec, a record of
@@ -31,7 +31,15 @@ func HashesFrom(walked, rec *Manifest) (*Manifest, []Difference) {
 			e.SHA256 = r[j].SHA256
 		}
 	}
-	if diff := Compare(rec, out, CompareOptions{Seconds: true}); len(diff) > 0 {
+	var diff []Difference
+	for _, d := range Compare(rec, out, CompareOptions{Seconds: true}) {
+		// mkfs.ext4 -d stamps the root with the time it made lost+found.
+		if d.Path == "." && d.Kind == TimeDiff {
+			continue
+		}
+		diff = append(diff, d)
+	}
+	if len(diff) > 0 {
 		return nil, diff
 	}
 	return out, nil
