@@ -168,6 +168,13 @@ func (s *syncer) run(ctx context.Context, srcfd, dstfd int) (err error) {
 		if a != keep && a != member {
 			s.log.Debug("sync", "path", manifest.Escape(e.Path), "action", a.String())
 		}
+		if e.Type == manifest.Dir && s.p.still[i] {
+			// Its whole subtree is as wanted: skip it.
+			for i+1 < len(s.p.src.Entries) && strings.HasPrefix(s.p.src.Entries[i+1].Path, e.Path+"/") {
+				i++
+			}
+			continue
+		}
 		if e.Type == manifest.Dir {
 			f, err := s.enterDir(top, name, e, a)
 			if err != nil {
