@@ -1,10 +1,13 @@
 package manifest
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -74,4 +77,35 @@ func largeFile(b *testing.B) string {
 	}
 	must(b, f.Close())
 	return root
+}
+
+// A record of 12,430 entries, the v2 test image's size, loads in 2.5 s in
+// a TCG guest; the decode is on every delta's path, twice.
+func BenchmarkDecode(b *testing.B) {
+	m := &Manifest{Entries: []Entry{{Path: ".", Type: Dir, Mode: 0o755}, {Path: "usr", Type: Dir, Mode: 0o755}, {Path: "usr/share", Type: Dir, Mode: 0o755}}}
+	for d := range 500 {
+		dir := fmt.Sprintf("usr/share/d%03d", d)
+		m.Entries = append(m.Entries, Entry{Path: dir, Type: Dir, Mode: 0o755, Sec: 1796187985, Nsec: 751316549})
+		for f := range 24 {
+			m.Entries = append(m.Entries, Entry{Path: fmt.Sprintf("%s/file-%02d.txt", dir, f), Type: File, Mode: 0o644,
+				Size: 4096, SHA256: sha256.Sum256([]byte(dir)), Sec: 1796187985, Nsec: 751316549})
+		}
+	}
+	slices.SortFunc(m.Entries, func(a, b Entry) int {
+		if Less(a.Path, b.Path) {
+			return -1
+		}
+		return 1
+	})
+	var buf bytes.Buffer
+	if err := Encode(&buf, m); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(buf.Len()))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Decode(bytes.NewReader(buf.Bytes())); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -278,7 +278,7 @@ func validPath(p string) bool {
 	if p == "" || strings.IndexByte(p, 0) >= 0 {
 		return false
 	}
-	for _, c := range strings.Split(p, "/") {
+	for c := range strings.SplitSeq(p, "/") {
 		if c == "" || c == "." || c == ".." {
 			return false
 		}
@@ -293,7 +293,7 @@ type fields struct {
 }
 
 func (fs *fields) take(key string) (string, bool) {
-	if len(fs.f) == 0 || !strings.HasPrefix(fs.f[0], key+"=") {
+	if len(fs.f) == 0 || len(fs.f[0]) <= len(key) || fs.f[0][len(key)] != '=' || !strings.HasPrefix(fs.f[0], key) {
 		return "", false
 	}
 	v := fs.f[0][len(key)+1:]
