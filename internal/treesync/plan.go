@@ -35,9 +35,9 @@ type plan struct {
 	// sync neither enters it nor touches its metadata. On a snapshot, whose
 	// page cache is cold, opening every directory of an unchanged tree
 	// costs seconds under emulation.
-	still []bool
-	writes   int64               // file bytes to write
-	full     int64               // file bytes of a full copy of the source
+	still  []bool
+	writes int64 // file bytes to write
+	full   int64 // file bytes of a full copy of the source
 }
 
 // group names the inode of a destination entry: its hard-link group's head
