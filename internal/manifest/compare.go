@@ -59,7 +59,8 @@ const LostFound = "lost+found"
 func furniture(p string) bool { return p == LostFound || strings.HasPrefix(p, LostFound+"/") }
 
 // Compare lists every difference of got from want, entry by entry, in
-// manifest order, but for an extra LostFound. Both must be in manifest order, as Build and Decode give.
+// manifest order, but for an extra LostFound. Both must be in manifest
+// order, as Build and Decode give.
 func Compare(want, got *Manifest, o CompareOptions) []Difference {
 	var out []Difference
 	w, g := want.Entries, got.Entries

@@ -7,7 +7,8 @@ package manifest
 // held to everything a walk sees without reading contents (paths, types,
 // modes, owners, sizes, xattrs, link targets, device numbers, hard-link
 // groups, and mtimes to the second, which an edit changes even when the
-// size stays, but for the root's) and trusted for the one thing it adds: each file's hash.
+// size stays; not the root's) and trusted for the one thing it adds: each
+// file's hash.
 
 // HashesFrom returns walked, an unhashed manifest of a tree (a build with
 // NoHash), with the hash of each regular file taken from rec, a record of
