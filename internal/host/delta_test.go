@@ -150,6 +150,17 @@ func (w *deltaWorld) copy(src string) string {
 	return dst
 }
 
+// describeTree is the manifest of the tree at root, as the delta path
+// describes one.
+func describeTree(t *testing.T, root string) *manifest.Manifest {
+	t.Helper()
+	m, err := manifest.Build(context.Background(), root, manifest.BuildOptions{Exclude: excluded})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func writeTree(t *testing.T, root string, files map[string]string, links map[string]string) {
 	t.Helper()
 	for p, c := range files {
@@ -226,14 +237,7 @@ func TestUpdateByDelta(t *testing.T) {
 	})
 	// The new base holds the image's tree, and the image's manifest.
 	got := w.dev["/dev/HostVG/Base-3-0"]
-	want, err := manifest.Build(context.Background(), w.image, manifest.BuildOptions{Exclude: excluded})
-	if err != nil {
-		t.Fatal(err)
-	}
-	have, err := manifest.Build(context.Background(), got, manifest.BuildOptions{Exclude: excluded})
-	if err != nil {
-		t.Fatal(err)
-	}
+	want, have := describeTree(t, w.image), describeTree(t, got)
 	if d := manifest.Compare(want, have, manifest.CompareOptions{}); len(d) != 0 {
 		t.Errorf("the new base differs from the image: %v", d)
 	}
@@ -490,14 +494,7 @@ func TestUpdateByDeltaHashesFromRecords(t *testing.T) {
 				t.Fatalf("way %+v (%s), want a delta with hashes from %s", way, way, tc.want)
 			}
 			got := w.dev["/dev/HostVG/Base-3-0"]
-			want, err := manifest.Build(context.Background(), w.image, manifest.BuildOptions{Exclude: excluded})
-			if err != nil {
-				t.Fatal(err)
-			}
-			have, err := manifest.Build(context.Background(), got, manifest.BuildOptions{Exclude: excluded})
-			if err != nil {
-				t.Fatal(err)
-			}
+			want, have := describeTree(t, w.image), describeTree(t, got)
 			if d := manifest.Compare(want, have, manifest.CompareOptions{}); len(d) != 0 {
 				t.Errorf("the new base differs from the image: %v", d)
 			}

@@ -62,14 +62,16 @@ agent_key() {
 }
 agent_bin() { echo "$IMGBASE_CACHE/agent-$(agent_key)"; }
 
-agent() {
-	local out; out=$(agent_bin)
-	[ -x "$out" ] && return 0
-	step "agent: building $out"
+# gobin NAME OUT PKG: a static build of Go package PKG at OUT, unless there.
+gobin() {
+	[ -x "$2" ] && return 0
+	step "$1: building $2"
 	mkdir -p "$IMGBASE_CACHE"
-	(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -o "$out.tmp" ./test/vm/agent)
-	mv "$out.tmp" "$out"
+	(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -o "$2.tmp" "$3")
+	mv "$2.tmp" "$2"
 }
+
+agent() { gobin agent "$(agent_bin)" ./test/vm/agent; }
 
 # recorder: imgbase itself, run on the build host for 'imgbase manifest
 # --record' as each test image's build ends. Keyed on what the record is
@@ -80,14 +82,7 @@ recorder_key() {
 }
 recorder_bin() { echo "$IMGBASE_CACHE/recorder-$(recorder_key)"; }
 
-recorder() {
-	local out; out=$(recorder_bin)
-	[ -x "$out" ] && return 0
-	step "recorder: building $out"
-	mkdir -p "$IMGBASE_CACHE"
-	(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -o "$out.tmp" ./cmd/imgbase)
-	mv "$out.tmp" "$out"
-}
+recorder() { gobin recorder "$(recorder_bin)" ./cmd/imgbase; }
 
 ocipush_key() { key "$REPO"/test/vm/ocipush/main.go "$REPO/go.sum" "$(go version)"; }
 
