@@ -188,8 +188,9 @@ func (t Tools) Mount(ctx context.Context, dev, dir, fstype string, opts ...strin
 	return nil
 }
 
-// WorkMount mounts dev on dir for imgbase's own work (a layer being
-// prepared under /run), where nothing of mount(8)'s bookkeeping is needed:
+// WorkMount mounts dev, an LV, on dir for imgbase's own work under /run (a
+// layer being prepared, a base read for its kernel or its tree), where
+// nothing of mount(8)'s bookkeeping is needed:
 // with Direct it is one mount(2), not a process (0.2-0.5 s in a slow
 // guest). opts are "ro" or filesystem options.
 func (t Tools) WorkMount(ctx context.Context, dev, dir, fstype string, opts ...string) error {
@@ -206,7 +207,8 @@ func (t Tools) WorkMount(ctx context.Context, dev, dir, fstype string, opts ...s
 	return nil
 }
 
-// WorkUnmount unmounts what WorkMount mounted.
+// WorkUnmount unmounts what WorkMount (or Mount) mounted on dir; a loop
+// device mount(8) set up is released by the kernel with the mount.
 func (t Tools) WorkUnmount(ctx context.Context, dir string) error {
 	if !t.Direct {
 		return t.Unmount(ctx, dir)

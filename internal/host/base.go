@@ -54,16 +54,17 @@ func (h *Host) AddEmptyBase(ctx context.Context, name string, size uint64) error
 // base of the running layer is refused. The removal is journaled: once its
 // checks pass it is finished even across a crash ('imgbase recover').
 func (h *Host) RemoveBase(ctx context.Context, name string) error {
-	return h.removeBase(ctx, name, func(vg string, layers, lvs []string) error {
+	return h.removeBase(ctx, nil, name, func(vg string, layers, lvs []string) error {
 		return h.journal().Run(ctx, h.removalTx("remove base "+name, vg, layers, lvs))
 	})
 }
 
 // collectBase removes an old base for the garbage collection of an update
 // (a step after that update's commit, so not a journal of its own), entries
-// first like RemoveBase.
-func (h *Host) collectBase(ctx context.Context, name string) error {
-	return h.removeBase(ctx, name, func(vg string, layers, lvs []string) error {
+// first like RemoveBase. t is the layout to check the removal against; nil
+// reads it.
+func (h *Host) collectBase(ctx context.Context, t *layout.Tree, name string) error {
+	return h.removeBase(ctx, t, name, func(vg string, layers, lvs []string) error {
 		if err := h.removeEntries(ctx, layers); err != nil {
 			return err
 		}
@@ -73,9 +74,9 @@ func (h *Host) collectBase(ctx context.Context, name string) error {
 
 // removeBase checks the removal of base name, runs the admin's hooks
 // around remove, which is given the base's layers and every LV to go
-// (the layers, then the base).
-func (h *Host) removeBase(ctx context.Context, name string, remove func(vg string, layers, lvs []string) error) error {
-	t, b, layers, err := h.checkRemoveBase(ctx, name)
+// (the layers, then the base). t is the layout; nil reads it.
+func (h *Host) removeBase(ctx context.Context, t *layout.Tree, name string, remove func(vg string, layers, lvs []string) error) error {
+	t, b, layers, err := h.checkRemoveBase(ctx, t, name)
 	if err != nil {
 		return err
 	}
@@ -90,11 +91,13 @@ func (h *Host) removeBase(ctx context.Context, name string, remove func(vg strin
 }
 
 // checkRemoveBase refuses what base --remove must not do and returns the
-// base and the names of its layers.
-func (h *Host) checkRemoveBase(ctx context.Context, name string) (*layout.Tree, *layout.Base, []string, error) {
-	t, err := h.Managed(ctx)
-	if err != nil {
-		return nil, nil, nil, err
+// layout (t, or read when nil), the base and the names of its layers.
+func (h *Host) checkRemoveBase(ctx context.Context, t *layout.Tree, name string) (*layout.Tree, *layout.Base, []string, error) {
+	if t == nil {
+		var err error
+		if t, err = h.Managed(ctx); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	if err := h.bootReady(); err != nil {
 		return nil, nil, nil, err

@@ -131,10 +131,10 @@ func (h *Host) RecoverBoot(ctx context.Context, b BootManager) ([]boot.Problem, 
 		} else {
 			opts = append(opts, "noload")
 		}
-		if err := h.FS().Mount(ctx, l.LV.DevPath(), mnt, fstype, opts...); err != nil {
+		if err := h.FS().WorkMount(ctx, l.LV.DevPath(), mnt, fstype, opts...); err != nil {
 			return nil, err
 		}
-		defer h.FS().Unmount(context.WithoutCancel(ctx), mnt)
+		defer h.FS().WorkUnmount(context.WithoutCancel(ctx), mnt)
 		layers[i].KernelSrcDir = filepath.Join(mnt, "boot")
 		if _, err := kernel.Newest(layers[i].KernelSrcDir); err != nil {
 			layers[i].KernelSrcDir = b.HostBoot

@@ -323,11 +323,11 @@ func (h *Host) withBaseMounted(ctx context.Context, vg string, b *layout.Base, f
 	if fstype == "xfs" {
 		opts = []string{"ro", "norecovery", "nouuid"}
 	}
-	if err := h.FS().Mount(ctx, dev, mnt, fstype, opts...); err != nil {
+	if err := h.FS().WorkMount(ctx, dev, mnt, fstype, opts...); err != nil {
 		return err
 	}
 	err = fn(mnt, fstype)
-	if uerr := h.FS().Unmount(context.WithoutCancel(ctx), mnt); uerr != nil {
+	if uerr := h.FS().WorkUnmount(context.WithoutCancel(ctx), mnt); uerr != nil {
 		return errors.Join(err, uerr)
 	}
 	os.Remove(mnt)
@@ -363,11 +363,11 @@ func (h *Host) fillDelta(ctx context.Context, vg, name string, size uint64, d *d
 			return treesync.Report{}, err
 		}
 	}
-	if err := h.FS().Mount(ctx, dev, mnt, d.fstype); err != nil {
+	if err := h.FS().WorkMount(ctx, dev, mnt, d.fstype); err != nil {
 		return treesync.Report{}, err
 	}
 	rep, err := h.syncMounted(ctx, dev, mnt, grow, d, im)
-	if uerr := h.FS().Unmount(context.WithoutCancel(ctx), mnt); uerr != nil {
+	if uerr := h.FS().WorkUnmount(context.WithoutCancel(ctx), mnt); uerr != nil {
 		return rep, errors.Join(err, uerr)
 	}
 	if err == nil && !h.Dry() {

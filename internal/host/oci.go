@@ -135,7 +135,7 @@ func (h *Host) fillOCIBase(ctx context.Context, dev, mnt, fstype string, img *re
 	if err := h.Mkdir(mnt); err != nil {
 		return err
 	}
-	if err := h.FS().Mount(ctx, dev, mnt, fstype); err != nil {
+	if err := h.FS().WorkMount(ctx, dev, mnt, fstype); err != nil {
 		return err
 	}
 	if h.Dry() {
@@ -150,14 +150,14 @@ func (h *Host) fillOCIBase(ctx context.Context, dev, mnt, fstype string, img *re
 			err = syncFS(mnt)
 		}
 		if err != nil {
-			if uerr := h.FS().Unmount(ctx, mnt); uerr != nil {
+			if uerr := h.FS().WorkUnmount(ctx, mnt); uerr != nil {
 				err = errors.Join(err, uerr)
 			}
 			return err
 		}
 		res.Downloaded, res.FromCache, res.Written = pres.Downloaded, pres.FromCache, pres.Written
 	}
-	if err := h.FS().Unmount(ctx, mnt); err != nil {
+	if err := h.FS().WorkUnmount(ctx, mnt); err != nil {
 		return err
 	}
 	if !h.Dry() {

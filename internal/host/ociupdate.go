@@ -199,10 +199,8 @@ func (h *Host) ociUpdateTx(t *layout.Tree, img *registry.Image, req OCIUpdateReq
 	tx.AfterCommit = []journal.Step{
 		{Kind: stepBootEntry, Args: journal.Args{"vg": vg, "lv": layer, "base": base, "mnt": mnt, "try": "y"}},
 	}
-	for _, old := range h.collectable(t, req.Keep, base) {
-		tx.AfterCommit = append(tx.AfterCommit, journal.Step{Kind: stepRemoveBase, Args: journal.Args{"vg": vg, "lv": old}})
-		res.Removed = append(res.Removed, old)
-	}
+	res.Removed = h.collectable(t, req.Keep, base)
+	tx.AfterCommit = append(tx.AfterCommit, h.collectSteps(t, res.Removed)...)
 	return tx
 }
 

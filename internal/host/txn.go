@@ -87,17 +87,7 @@ func (h *Host) kinds() journal.Kinds {
 			Do:   h.bootEntryStep,
 			Undo: func(ctx context.Context, a journal.Args) error { return h.removeBootEntry(ctx, a["lv"]) },
 		},
-		stepRemoveBase: {Do: func(ctx context.Context, a journal.Args) error {
-			err := h.collectBase(ctx, a["lv"])
-			var r *ErrRefused
-			if errors.As(err, &r) {
-				// Gone already, or running or booting by default now:
-				// keeping a base is always safe.
-				h.Log.Info("keeping old base", "base", a["lv"], "why", r.Reason)
-				return nil
-			}
-			return err
-		}},
+		stepRemoveBase: {Do: func(ctx context.Context, a journal.Args) error { return h.collectStep(ctx, nil, a) }},
 	}
 	// base --remove and layer --remove: after their checks they are
 	// committed at once, and an interrupted removal is finished, entries
@@ -108,6 +98,36 @@ func (h *Host) kinds() journal.Kinds {
 	k[stepRemoveLVs] = journal.Kind{Do: h.removeLVsLeft}
 	h.deltaKinds(k)
 	return k
+}
+
+// collectStep removes an old base after an update's commit, checked
+// against t (nil reads the layout).
+func (h *Host) collectStep(ctx context.Context, t *layout.Tree, a journal.Args) error {
+	err := h.collectBase(ctx, t, a["lv"])
+	var r *ErrRefused
+	if errors.As(err, &r) {
+		// Gone already, or running or booting by default now: keeping a
+		// base is always safe.
+		h.Log.Info("keeping old base", "base", a["lv"], "why", r.Reason)
+		return nil
+	}
+	return err
+}
+
+// collectSteps are the steps after an update's commit that remove the old
+// bases. They check each removal against t, the layout the update read
+// before it began, which still holds every old base and layer as they are
+// (the update added a base and a layer of its own, nothing else): one lvs
+// spared. Recover, finishing one, reads the layout afresh.
+func (h *Host) collectSteps(t *layout.Tree, old []string) []journal.Step {
+	var steps []journal.Step
+	for _, name := range old {
+		a := journal.Args{"vg": t.VG, "lv": name}
+		steps = append(steps, journal.Step{Kind: stepRemoveBase, Args: a, Do: func(ctx context.Context) error {
+			return h.collectStep(ctx, t, a)
+		}})
+	}
+	return steps
 }
 
 // removalTx removes layers' boot entries, then the LVs (layers and, for a
@@ -214,12 +234,12 @@ func (h *Host) bootEntryStep(ctx context.Context, a journal.Args) error {
 		if fstype == "xfs" {
 			opts = []string{"ro", "norecovery", "nouuid"}
 		}
-		if err := h.FS().Mount(ctx, dev, mnt, fstype, opts...); err != nil {
+		if err := h.FS().WorkMount(ctx, dev, mnt, fstype, opts...); err != nil {
 			return err
 		}
 	}
 	err := h.Boot.AddLayer(ctx, bl)
-	if uerr := h.FS().Unmount(ctx, mnt); err == nil {
+	if uerr := h.FS().WorkUnmount(ctx, mnt); err == nil {
 		err = uerr
 	}
 	if err == nil {
@@ -251,5 +271,5 @@ func (h *Host) unmountIfMounted(ctx context.Context, dir string) error {
 	if dir == "" || h.Dry() || !h.MountedAt(dir) {
 		return nil
 	}
-	return h.FS().Unmount(ctx, dir)
+	return h.FS().WorkUnmount(ctx, dir)
 }

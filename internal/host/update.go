@@ -169,10 +169,8 @@ func (h *Host) updateTx(t *layout.Tree, im *image.Image, req UpdateRequest, plan
 	tx.AfterCommit = []journal.Step{
 		{Kind: stepBootEntry, Args: journal.Args{"vg": vg, "lv": layer, "base": base, "mnt": mnt, "try": "y"}},
 	}
-	for _, old := range h.collectable(t, req.Keep, base) {
-		tx.AfterCommit = append(tx.AfterCommit, journal.Step{Kind: stepRemoveBase, Args: journal.Args{"vg": vg, "lv": old}})
-		res.Removed = append(res.Removed, old)
-	}
+	res.Removed = h.collectable(t, req.Keep, base)
+	tx.AfterCommit = append(tx.AfterCommit, h.collectSteps(t, res.Removed)...)
 	return tx
 }
 
@@ -259,7 +257,7 @@ func (h *Host) mountSource(ctx context.Context, s source) error {
 	if fstype == "xfs" {
 		opts = []string{"ro", "norecovery", "nouuid"}
 	}
-	return h.FS().Mount(ctx, dev, s.mnt, fstype, opts...)
+	return h.FS().WorkMount(ctx, dev, s.mnt, fstype, opts...)
 }
 
 // releaseSource unmounts and deactivates the source base named in a

@@ -13,11 +13,13 @@
 // rollback. Steps after the commit must be idempotent too, for the same
 // reason.
 //
-// Lifecycle. Run writes the whole plan to the journal file, then for each
-// step records "trying k", does it and records "done k". After the last step
-// before the commit point it records "committed", does the steps after it the
-// same way, and deletes the file. Each record is one atomic rewrite of the
-// file (internal/atomicfile), so the file always holds one of the records.
+// Lifecycle. Run writes the whole plan to the journal file with its first
+// step "trying", then before each later step records "trying k" (and with
+// it the step before "done"). After the last step before the commit point
+// it records "committed" (and the first step after it "trying"), does the
+// steps after it the same way, and deletes the file. Each record is one
+// atomic rewrite of the file (internal/atomicfile), so the file always
+// holds one of the records.
 //
 // The rule for an interrupted transaction is the one rule of this package:
 // before the commit everything is undone, after it everything is finished.
@@ -225,10 +227,14 @@ func (j *Journal) Run(ctx context.Context, tx Tx) error {
 		return fmt.Errorf("cannot start %s: %w", tx.Name, err)
 	}
 	r := newRecord(tx, j.Root, time.Now())
-	if err := j.write(r); err != nil {
-		// Nothing was done yet; a half-written file cannot exist.
-		return fmt.Errorf("cannot start %s: %w", tx.Name, err)
-	}
+	// Each record is two fsyncs (the file, its directory), tens of
+	// milliseconds on a thin LV: one record says a step is tried and the
+	// one before it done, the first one carries the plan, the commit says
+	// the last step is done. The record spared, "done k" before "trying
+	// k+1", told Recover nothing: it undoes a step tried as it undoes one
+	// done (Undo is idempotent), and a step after the commit it redoes
+	// unless done.
+	written := false
 	for i := range r.Steps {
 		s := &r.Steps[i]
 		err := ctx.Err()
@@ -236,21 +242,34 @@ func (j *Journal) Run(ctx context.Context, tx Tx) error {
 			s.State = stateTrying
 			err = j.write(r)
 		}
+		if err != nil && !written {
+			// Nothing was done yet; a half-written file cannot exist.
+			return fmt.Errorf("cannot start %s: %w", tx.Name, err)
+		}
+		written = true
 		if err == nil {
 			j.log().Info("trying", "tx", r.Tx, "step", s.describe())
 			err = j.do(ctx, tx.Steps[i], s)
-		}
-		if err == nil {
-			s.State = stateDone
-			err = j.write(r)
 		}
 		if err != nil {
 			undoErr := j.rollback(ctx, r, nil)
 			return &Error{Tx: r.Tx, Step: s.describe(), Err: err, Undo: undoErr, Kept: undoErr != nil}
 		}
+		s.State = stateDone
 	}
 	r.Phase = phaseCommitted
+	if len(r.AfterCommit) > 0 {
+		r.AfterCommit[0].State = stateTrying
+	}
 	if err := j.write(r); err != nil {
+		if !written {
+			return fmt.Errorf("cannot start %s: %w", tx.Name, err)
+		}
+		// Not committed: the rollback's records must read so.
+		r.Phase = phaseRunning
+		if len(r.AfterCommit) > 0 {
+			r.AfterCommit[0].State = statePending
+		}
 		undoErr := j.rollback(ctx, r, nil)
 		return &Error{Tx: r.Tx, Step: "commit", Err: err, Undo: undoErr, Kept: undoErr != nil}
 	}
@@ -394,7 +413,9 @@ func (j *Journal) rollback(ctx context.Context, r *record, out *Outcome) error {
 
 // finish does the steps after the commit that are not done yet, then
 // deletes the journal. live holds this process's steps (with their own Do)
-// during Run; Recover passes none.
+// during Run; Recover passes none. As before the commit, the record that
+// says a step is tried says the one before it done (the commit record
+// tries the first), and the last one's "done" is the file's removal.
 func (j *Journal) finish(ctx context.Context, r *record, live []Step, out *Outcome) error {
 	for i := range r.AfterCommit {
 		s := &r.AfterCommit[i]
@@ -402,7 +423,7 @@ func (j *Journal) finish(ctx context.Context, r *record, live []Step, out *Outco
 			continue
 		}
 		err := ctx.Err()
-		if err == nil {
+		if err == nil && s.State != stateTrying {
 			s.State = stateTrying
 			err = j.write(r)
 		}
@@ -414,13 +435,10 @@ func (j *Journal) finish(ctx context.Context, r *record, live []Step, out *Outco
 			}
 			err = j.do(ctx, step, s)
 		}
-		if err == nil {
-			s.State = stateDone
-			err = j.write(r)
-		}
 		if err != nil {
 			return &Error{Tx: r.Tx, Step: s.describe(), Committed: true, Err: err, Kept: true}
 		}
+		s.State = stateDone
 		if out != nil {
 			out.Steps = append(out.Steps, "do "+s.describe())
 		}

@@ -382,7 +382,7 @@ func TestRunCreatesTheJournalDirectory(t *testing.T) {
 }
 
 // BenchmarkRun measures the journal's own cost for a ten-step update with
-// steps that do nothing: 2 durable records per step.
+// steps that do nothing: one durable record per step.
 func BenchmarkRun(b *testing.B) {
 	dir := b.TempDir()
 	kinds := Kinds{"noop": {Do: func(context.Context, Args) error { return nil }, Undo: func(context.Context, Args) error { return nil }}}
