@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/imgbase/imgbase/internal/sha256x"
 )
 
 // logFile is where every command that changes the system leaves its trace
@@ -58,12 +60,16 @@ func (a *app) closeLog(err error) {
 	if a.log == nil {
 		return
 	}
-	rss := slog.Int64("maxrss_kib", maxRSS())
-	took := slog.Duration("duration", time.Since(a.start))
+	attrs := []any{slog.Duration("duration", time.Since(a.start)), slog.Int64("maxrss_kib", maxRSS())}
+	if s := sha256x.Chosen(); s != "" {
+		// Which SHA-256 hashed this run's long inputs, and the timing
+		// that chose it.
+		attrs = append(attrs, slog.String("sha256", s))
+	}
 	if err != nil {
-		a.log.Error("imgbase failed", "err", err, took, rss)
+		a.log.Error("imgbase failed", append([]any{"err", err}, attrs...)...)
 	} else {
-		a.logger().Info("imgbase finished", took, rss)
+		a.logger().Info("imgbase finished", attrs...)
 	}
 	a.log = nil
 }

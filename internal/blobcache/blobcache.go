@@ -14,7 +14,6 @@
 package blobcache
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -29,6 +28,7 @@ import (
 	"time"
 
 	"github.com/imgbase/imgbase/internal/atomicfile"
+	"github.com/imgbase/imgbase/internal/sha256x"
 )
 
 // DefaultDir is where imgbase keeps its blob cache.
@@ -57,7 +57,7 @@ func Open(dir string, max int64, log *slog.Logger) (*Cache, error) {
 
 func hexOf(digest string) (string, error) {
 	h, ok := strings.CutPrefix(digest, "sha256:")
-	if b, err := hex.DecodeString(h); !ok || err != nil || len(b) != sha256.Size || strings.ToLower(h) != h {
+	if b, err := hex.DecodeString(h); !ok || err != nil || len(b) != sha256x.Size || strings.ToLower(h) != h {
 		return "", fmt.Errorf("cannot use blob cache: %q is not a sha256 digest", digest)
 	}
 	return h, nil
@@ -121,7 +121,7 @@ type Writer struct {
 func (c *Cache) Create(digest string) (*Writer, error) {
 	w, err := c.create(digest)
 	if err == nil {
-		w.h = sha256.New()
+		w.h = sha256x.New()
 	}
 	return w, err
 }

@@ -199,7 +199,7 @@ func TestCrashInsideEveryStepThenRecover(t *testing.T) {
 // A step fails and the process dies at each record of its rollback.
 func TestCrashDuringRollbackThenRecover(t *testing.T) {
 	t.Parallel()
-	const failing = 6 // boot-entry: six steps to undo before it
+	const failing = 6     // boot-entry: six steps to undo before it
 	before := failing + 1 // the record that tries it
 	for n := before; ; n++ {
 		w := newWorld(t)

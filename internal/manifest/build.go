@@ -2,7 +2,6 @@ package manifest
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"hash"
@@ -12,6 +11,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/imgbase/imgbase/internal/sha256x"
 )
 
 // BuildOptions tune Build.
@@ -103,7 +104,7 @@ func BuildFd(ctx context.Context, dirfd int, o BuildOptions) (*Manifest, error) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			h := sha256.New()
+			h := sha256x.New()
 			buf, lbuf := make([]byte, 256<<10), make([]byte, 256<<10)
 			for j := range w.jobs {
 				if errs[i] == nil && ctx.Err() == nil {

@@ -28,7 +28,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -44,6 +43,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"archive/tar"
+
+	"github.com/imgbase/imgbase/internal/sha256x"
 )
 
 // Layer describes one blob to apply.
@@ -122,7 +123,7 @@ func (r *Root) Apply(ctx context.Context, blob io.Reader, l Layer, progress func
 			return st, err
 		}
 	}
-	blobSum := newPipedHash(sha256.New())
+	blobSum := newPipedHash(sha256x.New())
 	defer blobSum.close()
 	cr := &countingReader{r: blob, h: blobSum, progress: progress}
 	br := bufio.NewReaderSize(cr, 1<<20)
@@ -148,7 +149,7 @@ func (r *Root) Apply(ctx context.Context, blob io.Reader, l Layer, progress func
 	plain := dec == io.Reader(br)
 	var diff *pipedHash
 	if wantDiff != nil && !plain {
-		diff = newPipedHash(sha256.New())
+		diff = newPipedHash(sha256x.New())
 		defer diff.close()
 		dec = io.TeeReader(dec, diff)
 	}
@@ -190,7 +191,7 @@ func (r *Root) Apply(ctx context.Context, blob io.Reader, l Layer, progress func
 func parseDigest(d string) ([]byte, error) {
 	h, ok := strings.CutPrefix(d, "sha256:")
 	b, err := hex.DecodeString(h)
-	if !ok || err != nil || len(b) != sha256.Size {
+	if !ok || err != nil || len(b) != sha256x.Size {
 		return nil, fmt.Errorf("cannot apply layer: %q is not a sha256 digest", d)
 	}
 	return b, nil

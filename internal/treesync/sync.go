@@ -3,7 +3,6 @@ package treesync
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/imgbase/imgbase/internal/manifest"
+	"github.com/imgbase/imgbase/internal/sha256x"
 )
 
 // Options tune Sync.
@@ -362,7 +362,7 @@ func (s *syncer) copyFile(srcdir int, name string, dstdir int, tmp string, e *ma
 	if s.buf == nil {
 		s.buf = make([]byte, 1<<20)
 	}
-	h := sha256.New()
+	h := sha256x.New()
 	var zero [64 << 10]byte
 	hashZeros := func(n int64) {
 		for n > 0 {

@@ -14,7 +14,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -29,6 +28,7 @@ import (
 	"aead.dev/minisign"
 
 	"github.com/imgbase/imgbase/internal/keyring"
+	"github.com/imgbase/imgbase/internal/sha256x"
 )
 
 // DefaultKeysDir is where the admin puts the public keys of image signers.
@@ -147,7 +147,7 @@ func Prepare(path string, opts Options) (*Verifier, error) {
 	// without SHA-NI runs at 150–200 MB/s and would otherwise be
 	// followed by BLAKE2b for the signature.
 	if v.want != "" {
-		v.sum = sha256.New()
+		v.sum = sha256x.New()
 		v.sinks = append(v.sinks, v.sum)
 	}
 	if v.sig != nil {
@@ -353,7 +353,7 @@ func parseSumFile(text []byte, name string) (string, error) {
 }
 
 func isDigest(s string) bool {
-	if len(s) != 2*sha256.Size {
+	if len(s) != 2*sha256x.Size {
 		return false
 	}
 	_, err := hex.DecodeString(s)
