@@ -5,10 +5,19 @@
 // sha256 computed over what was written (by the cache, or by a caller
 // that hashes the same bytes itself: CreateVerified), and it is renamed to
 // its digest's name only when that matches, so a cut download or a
-// corrupt blob leaves nothing under a digest's name. The cache is capped
-// in bytes: after each entry, the least recently used blobs (by mtime,
-// which a hit refreshes) are removed until it fits. Clean removes all blobs but those still
-// wanted, for imgbase's garbage collection.
+// corrupt blob leaves nothing under a digest's name.
+//
+// A blob is not synced to disk: the cache is a cache, and waiting for the
+// writeback of a layer of hundreds of megabytes (which the page cache
+// writes back on its own) would hold up the pull that fills it. After a
+// power cut a blob may so be found truncated under its name; whoever reads
+// one checks its digest (pull does, as it applies it), drops it and
+// downloads it again.
+//
+// The cache is capped in bytes: after each entry, the least recently used
+// blobs (by mtime, which a hit refreshes) are removed until it fits. Clean
+// removes all blobs but those still wanted, for imgbase's garbage
+// collection.
 //
 // Layout: DIR/sha256/<hex> for blobs, DIR/tmp/ for blobs being written.
 package blobcache
@@ -27,7 +36,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/imgbase/imgbase/internal/atomicfile"
 	"github.com/imgbase/imgbase/internal/sha256x"
 )
 
@@ -176,9 +184,6 @@ func (w *Writer) Commit() error {
 	w.done = true
 	tmp := w.f.Name()
 	err := w.err
-	if err == nil {
-		err = w.f.Sync()
-	}
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}
@@ -196,7 +201,6 @@ func (w *Writer) Commit() error {
 		os.Remove(tmp)
 		return fmt.Errorf("cannot cache blob %s: %w", w.want, err)
 	}
-	atomicfile.SyncDir(filepath.Join(w.c.dir, "sha256"))
 	return w.c.evict()
 }
 

@@ -159,9 +159,11 @@ func applyOne(ctx context.Context, r *ocilayer.Root, src Layers, i int, l regist
 // network (or the source disk) and the writes to the new root overlap. The
 // chunks are reused once read: a layer of any size keeps the same few
 // mebibytes (a fresh chunk per read left the collector a gigabyte of
-// garbage per image, and the pull's peak RSS at 62 MB).
+// garbage per image, and the pull's peak RSS at 62 MB). Four of them: the
+// reader only needs to stay ahead of the writes, and each chunk queued is
+// a mebibyte of the 40 MB the pull may hold at its peak.
 func prefetch(ctx context.Context, rc io.ReadCloser) io.ReadCloser {
-	const chunk, depth = 1 << 20, 8
+	const chunk, depth = 1 << 20, 4
 	p := &prefetcher{ch: make(chan []byte, depth), free: make(chan []byte, depth+1), errc: make(chan error, 1), rc: rc}
 	for range depth + 1 { // depth queued, one in the consumer's hands
 		p.free <- make([]byte, chunk)
