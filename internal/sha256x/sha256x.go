@@ -82,7 +82,8 @@ func (d *digest) Write(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	d.small = nil
+	// The buffer's room stays for the next input after a Reset.
+	d.small = d.small[:0]
 	return d.big.Write(p)
 }
 
