@@ -107,6 +107,12 @@ cat /mnt/bench/usr/share/imgbase-test/version; umount /mnt/bench; lvchange -an `
 	p.imgbase = benchTimed(t, g, "imgbase base --add OciBench-1-0 --size "+size+" "+registryRef+" >/dev/null")
 	p.rss = benchRSS(t, g)
 	t.Logf("bench pull: imgbase base --add from the registry in %s, peak RSS %d KiB", p.imgbase, p.rss>>10)
+	// Which SHA-256 verified the layers (internal/sha256x), as the run's
+	// last log line says.
+	last := benchLastLine(g.MustShell(`grep -E 'msg="imgbase (finished|failed)"' /var/log/imgbased.log | tail -1`))
+	if m := regexp.MustCompile(`sha256="([^"]*)"`).FindStringSubmatch(last); m != nil {
+		t.Logf("bench pull: layers hashed by %s", m[1])
+	}
 	if v := version("OciBench-1-0"); v != "2.0\n" {
 		t.Errorf("the pulled base holds version %q", v)
 	}
