@@ -45,18 +45,6 @@ func New() hash.Hash {
 	return &digest{}
 }
 
-// Sum256 returns the SHA-256 digest of data.
-func Sum256(data []byte) [Size]byte {
-	if len(data) <= SmallSize {
-		return sha256.Sum256(data)
-	}
-	h := New()
-	h.Write(data)
-	var out [Size]byte
-	h.Sum(out[:0])
-	return out
-}
-
 // digest starts as a buffer; past SmallSize it becomes a Go hash or a
 // kernel one (big), fed the buffer first. Reset keeps the big hash aside
 // (spare) for the next long input: a tree's files hashed one after another
@@ -116,27 +104,31 @@ func newBig() hash.Hash {
 	return sha256.New()
 }
 
+// choice is which implementation hashes long inputs, and why.
+type choice struct {
+	kernel bool
+	why    string
+}
+
 var (
 	chooseOnce sync.Once
-	kernelWins bool
-	chosen     atomic.Pointer[string]
+	chosen     atomic.Pointer[choice]
 )
 
 // useKernel measures both implementations on the same mebibyte, once.
 func useKernel() bool {
 	chooseOnce.Do(func() {
-		var why string
-		kernelWins, why = kernelFaster(1 << 20)
-		chosen.Store(&why)
+		kernel, why := kernelFaster(1 << 20)
+		chosen.Store(&choice{kernel, why})
 	})
-	return kernelWins
+	return chosen.Load().kernel
 }
 
 // Chosen says which implementation hashes long inputs in this process and
 // why, for a debug trace; "" until the first such input.
 func Chosen() string {
-	if p := chosen.Load(); p != nil {
-		return *p
+	if c := chosen.Load(); c != nil {
+		return c.why
 	}
 	return ""
 }
@@ -226,9 +218,16 @@ func newKernel() (*kernel, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := &kernel{op: op}
-	k.cleanup = runtime.AddCleanup(k, func(fd int) { unix.Close(fd) }, op)
+	k := &kernel{}
+	k.own(op)
 	return k, nil
+}
+
+// own makes op k's operation socket, closed when k is collected unless
+// Reset or Close closes it first.
+func (k *kernel) own(op int) {
+	k.op, k.err = op, nil
+	k.cleanup = runtime.AddCleanup(k, func(fd int) { unix.Close(fd) }, op)
 }
 
 func (k *kernel) Write(p []byte) (int, error) {
@@ -281,8 +280,7 @@ func (k *kernel) Reset() {
 	}
 	k.cleanup.Stop()
 	unix.Close(k.op)
-	k.op, k.err = op, nil
-	k.cleanup = runtime.AddCleanup(k, func(fd int) { unix.Close(fd) }, op)
+	k.own(op)
 }
 
 // Close releases the socket now rather than when k is collected.

@@ -77,7 +77,7 @@ agent() { gobin agent "$(agent_bin)" ./test/vm/agent; }
 # --record' as each test image's build ends. Keyed on what the record is
 # made by, not on all of imgbase: a change elsewhere keeps the images.
 recorder_key() {
-	key $(ls "$REPO"/internal/manifest/*.go "$REPO"/internal/atomicfile/*.go | grep -v _test.go) \
+	key $(ls "$REPO"/internal/manifest/*.go "$REPO"/internal/atomicfile/*.go "$REPO"/internal/sha256x/*.go | grep -v _test.go) \
 		"$REPO/cmd/imgbase/manifest.go" "$(go version)"
 }
 recorder_bin() { echo "$IMGBASE_CACHE/recorder-$(recorder_key)"; }
